@@ -1,1 +1,92 @@
+//! Persistence for Sigil: schema migrations and transactional operations over SQLite.
+//!
+//! Every write that changes state appends its audit event in the same transaction, so the
+//! registry and the audit chain can never disagree. Write transactions start with
+//! `BEGIN IMMEDIATE`, which takes SQLite's write lock up front: writers queue on the busy
+//! timeout instead of failing when two of them upgrade a read lock at the same time, and the
+//! audit chain's head is read and extended by one writer at a time.
+//!
+//! NOTE: only SQLite is implemented. The operations are written against plain SQL so that a
+//! PostgreSQL backend can follow behind the same methods.
+
 #![forbid(unsafe_code)]
+
+mod agents;
+mod audit;
+mod credentials;
+mod error;
+mod findings;
+mod owners;
+mod rows;
+mod tokens;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlitePool, Sqlite, Transaction};
+
+pub use error::StoreError;
+pub use tokens::TokenState;
+pub use agents::Transition;
+pub use rows::{
+    AgentRow, AttestOutcome, CredentialRow, EntitlementRow, FindingRow, NewAgent,
+    NewCredential, OwnerRow, RenewOutcome,
+};
+
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "sigil.db";
+
+/// How long a writer waits for SQLite's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handle to Sigil's database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        Self::connect(options).await
+    }
+
+    /// Opens a database from a `sqlite:` URL, such as `sqlite::memory:` in tests.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| StoreError::InvalidUrl(err.to_string()))?
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        tracing::debug!("database opened and migrated");
+        Ok(Self { pool })
+    }
+
+    /// Starts a write transaction that holds SQLite's write lock from its first statement.
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Closes every connection, flushing the write-ahead log.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

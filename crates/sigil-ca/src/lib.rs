@@ -22,6 +22,7 @@ mod pem;
 mod serial;
 mod signing_key;
 mod validity;
+mod x509;
 
 pub use authority::CaCertificate;
 pub use crl::{RevokedSerial, build_crl};

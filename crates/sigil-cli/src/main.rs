@@ -1,1 +1,70 @@
-fn main() {}
+//! `sigil`: initialise and run the authority, and administer owners, agents and tokens.
+
+mod admin;
+mod admin_identity;
+mod args;
+mod local;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let data_dir = cli.global.data_dir();
+    match cli.command {
+        Command::Init(args) => local::init(&data_dir, args).await,
+        Command::Serve(args) => local::serve(&data_dir, args).await,
+        Command::Audit(args) => local::audit(&data_dir, args).await,
+        Command::Owner(command) => admin::owner(&cli.global, command).await,
+        Command::Agent(command) => admin::agent(&cli.global, command).await,
+        Command::Token(command) => admin::token(&cli.global, command).await,
+        Command::Findings(args) => admin::findings(&cli.global, args).await,
+    }
+}
+
+/// Logs go to stderr, so that stdout carries only command output. `SIGIL_LOG` (or `RUST_LOG`)
+/// sets the filter; the default is `info` for `serve` and `warn` otherwise.
+fn init_logging(cli: &Cli) {
+    let default = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = std::env::var("SIGIL_LOG")
+        .ok()
+        .and_then(|value| EnvFilter::try_new(value).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.global.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

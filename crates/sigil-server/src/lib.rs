@@ -1,1 +1,26 @@
+//! The Sigil authority: an HTTPS API over rustls that attests agents, issues and renews their
+//! X.509-SVIDs, serves the trust bundle and CRL, and runs the admin API.
+//!
+//! Request flow: [`tls`] accepts a connection and records the client certificate chain, if
+//! any, in the request's extensions; [`extract`] turns that chain into an admin or agent caller
+//! per route; the handlers in [`routes`] validate input, call the CA and the store, and return
+//! JSON; [`middleware`] audits every rejection and records metrics.
+
 #![forbid(unsafe_code)]
+
+pub mod authority;
+pub mod clock;
+mod crl;
+mod error;
+mod extract;
+pub mod init;
+pub mod layout;
+mod metrics;
+mod middleware;
+pub(crate) mod routes;
+pub mod serve;
+mod state;
+pub mod tls;
+
+pub use error::ServerError;
+pub use serve::{ServeOptions, serve};

@@ -45,7 +45,10 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_some() {
-            return Err(StoreError::Conflict(format!("agent `{}` already exists", agent.name)));
+            return Err(StoreError::Conflict(format!(
+                "agent `{}` already exists",
+                agent.name
+            )));
         }
 
         sqlx::query(
@@ -125,12 +128,14 @@ impl Store {
                 "agent `{agent}` is decommissioned and cannot be granted anything"
             )));
         }
-        let held = sqlx::query("SELECT 1 FROM entitlements WHERE agent = ? AND action = ? AND resource = ?")
-            .bind(agent)
-            .bind(action)
-            .bind(resource)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let held = sqlx::query(
+            "SELECT 1 FROM entitlements WHERE agent = ? AND action = ? AND resource = ?",
+        )
+        .bind(agent)
+        .bind(action)
+        .bind(resource)
+        .fetch_optional(&mut *tx)
+        .await?;
         if held.is_some() {
             return Err(StoreError::Conflict(format!(
                 "agent `{agent}` already holds `{action}:{resource}`"
@@ -158,17 +163,18 @@ impl Store {
         let mut tx = self.write().await?;
 
         let current = agent_in(&mut tx, name).await?;
-        let next = transition(current.status).map_err(|err| {
-            StoreError::Conflict(format!("agent `{name}`: {err}"))
-        })?;
+        let next = transition(current.status)
+            .map_err(|err| StoreError::Conflict(format!("agent `{name}`: {err}")))?;
 
-        sqlx::query("UPDATE agents SET status = ?, status_reason = ?, updated_at = ? WHERE name = ?")
-            .bind(next.as_str())
-            .bind(reason)
-            .bind(now_ms)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE agents SET status = ?, status_reason = ?, updated_at = ? WHERE name = ?",
+        )
+        .bind(next.as_str())
+        .bind(reason)
+        .bind(now_ms)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
 
         let revoked = if next == AgentStatus::Decommissioned {
             revoke_everything(&mut tx, name, reason.unwrap_or("decommissioned"), now_ms).await?
@@ -252,7 +258,10 @@ async fn insert_entitlement(
 }
 
 /// Reads one agent on an open connection or transaction.
-pub(crate) async fn agent_in(conn: &mut SqliteConnection, name: &str) -> Result<AgentRow, StoreError> {
+pub(crate) async fn agent_in(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> Result<AgentRow, StoreError> {
     let sql = "SELECT name, spiffe_id, owner_email, purpose, status, status_reason, \
                ttl_secs, created_at, updated_at FROM agents WHERE name = ?";
     let row = sqlx::query(sql)
@@ -270,7 +279,9 @@ fn agent_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRow, StoreError>
         spiffe_id: row.try_get("spiffe_id")?,
         owner_email: row.try_get("owner_email")?,
         purpose: row.try_get("purpose")?,
-        status: status.parse().map_err(|err: CoreError| StoreError::Corrupt(err.to_string()))?,
+        status: status
+            .parse()
+            .map_err(|err: CoreError| StoreError::Corrupt(err.to_string()))?,
         status_reason: row.try_get("status_reason")?,
         ttl_secs: row.try_get("ttl_secs")?,
         created_at_ms: row.try_get("created_at")?,

@@ -14,7 +14,10 @@ pub(crate) async fn append(
         .fetch_optional(&mut *conn)
         .await?;
     let (prev_seq, prev_hash) = match head {
-        Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?),
+        Some(row) => (
+            row.try_get::<i64, _>("seq")?,
+            row.try_get::<String, _>("hash")?,
+        ),
         None => (0, GENESIS_HASH.to_owned()),
     };
 
@@ -83,7 +86,10 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let head = match head {
-            Some(row) => Some((row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?)),
+            Some(row) => Some((
+                row.try_get::<i64, _>("seq")?,
+                row.try_get::<String, _>("hash")?,
+            )),
             None => None,
         };
 
@@ -93,7 +99,10 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
 
         let head_ref = head.as_ref().map(|(seq, hash)| (*seq, hash.as_str()));
         Ok(verify_chain(events, head_ref))

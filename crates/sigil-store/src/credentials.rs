@@ -35,15 +35,22 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(agent) = agent else {
-            return Err(StoreError::Rejected("the join token is unknown, used or expired".into()));
+            return Err(StoreError::Rejected(
+                "the join token is unknown, used or expired".into(),
+            ));
         };
         if credential.agent.as_deref() != Some(agent.as_str()) {
-            return Err(StoreError::Rejected("the join token belongs to another agent".into()));
+            return Err(StoreError::Rejected(
+                "the join token belongs to another agent".into(),
+            ));
         }
 
         let row = agent_in(&mut tx, &agent).await?;
         let next = row.status.attest().map_err(|_| {
-            StoreError::Rejected(format!("agent `{agent}` is {} and cannot attest", row.status))
+            StoreError::Rejected(format!(
+                "agent `{agent}` is {} and cannot attest",
+                row.status
+            ))
         })?;
         sqlx::query("UPDATE agents SET status = ?, updated_at = ? WHERE name = ?")
             .bind(next.as_str())
@@ -75,9 +82,11 @@ impl Store {
     ) -> Result<RenewOutcome, StoreError> {
         let mut tx = self.write().await?;
 
-        let parent = credential_in(&mut tx, parent_serial).await?.ok_or_else(|| {
-            StoreError::NotFound(format!("certificate with serial {parent_serial} not found"))
-        })?;
+        let parent = credential_in(&mut tx, parent_serial)
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("certificate with serial {parent_serial} not found"))
+            })?;
         if parent.revoked_at_ms.is_some() {
             return Err(StoreError::Rejected(format!(
                 "certificate with serial {parent_serial} is revoked"
@@ -98,9 +107,16 @@ impl Store {
             if successor.public_key_fingerprint == credential.public_key_fingerprint {
                 return Ok(RenewOutcome::Retry(successor));
             }
-            let finding_id =
-                record_fork(&mut tx, &agent_name, &parent, &successor, credential, now_ms, fork_record)
-                    .await?;
+            let finding_id = record_fork(
+                &mut tx,
+                &agent_name,
+                &parent,
+                &successor,
+                credential,
+                now_ms,
+                fork_record,
+            )
+            .await?;
             tx.commit().await?;
             return Ok(RenewOutcome::Fork {
                 existing_successor: successor.serial,
@@ -202,7 +218,8 @@ async fn record_fork(
         "rejected_public_key": rejected.public_key_fingerprint,
         "agent_suspended": true,
     });
-    let finding_id = findings::open_in(conn, "identity-fork", agent, "critical", &evidence, now_ms).await?;
+    let finding_id =
+        findings::open_in(conn, "identity-fork", agent, "critical", &evidence, now_ms).await?;
 
     let mut record = fork_record;
     let mut details = evidence;
@@ -241,7 +258,10 @@ async fn insert_credential(
     Ok(())
 }
 
-pub(crate) async fn bump_counter(conn: &mut SqliteConnection, name: &str) -> Result<i64, StoreError> {
+pub(crate) async fn bump_counter(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO counters (name, value) VALUES (?, 1)
          ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
@@ -258,7 +278,10 @@ async fn credential_in(
     let sql = "SELECT serial, spiffe_id, agent, kind, fingerprint, public_key_fingerprint, \
                cert_pem, issued_at, expires_at, revoked_at, revoke_reason, parent_serial, \
                last_used_at FROM credentials WHERE serial = ?";
-    let row = sqlx::query(sql).bind(serial).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query(sql)
+        .bind(serial)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(credential_from_row).transpose()
 }
 
@@ -269,7 +292,10 @@ async fn successor_in(
     let sql = "SELECT serial, spiffe_id, agent, kind, fingerprint, public_key_fingerprint, \
                cert_pem, issued_at, expires_at, revoked_at, revoke_reason, parent_serial, \
                last_used_at FROM credentials WHERE parent_serial = ?";
-    let row = sqlx::query(sql).bind(parent_serial).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query(sql)
+        .bind(parent_serial)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(credential_from_row).transpose()
 }
 

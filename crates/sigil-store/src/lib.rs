@@ -25,15 +25,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, Sqlite, Transaction};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
-pub use error::StoreError;
-pub use tokens::TokenState;
 pub use agents::Transition;
+pub use error::StoreError;
 pub use rows::{
-    AgentRow, AttestOutcome, CredentialRow, EntitlementRow, FindingRow, NewAgent,
-    NewCredential, OwnerRow, RenewOutcome,
+    AgentRow, AttestOutcome, CredentialRow, EntitlementRow, FindingRow, NewAgent, NewCredential,
+    OwnerRow, RenewOutcome,
 };
+pub use tokens::TokenState;
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "sigil.db";

@@ -22,15 +22,19 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_some() {
-            return Err(StoreError::Conflict(format!("owner `{email}` already exists")));
+            return Err(StoreError::Conflict(format!(
+                "owner `{email}` already exists"
+            )));
         }
 
-        sqlx::query("INSERT INTO owners (email, name, status, created_at) VALUES (?, ?, 'active', ?)")
-            .bind(email)
-            .bind(name)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO owners (email, name, status, created_at) VALUES (?, ?, 'active', ?)",
+        )
+        .bind(email)
+        .bind(name)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
         audit::append(&mut tx, record).await?;
         tx.commit().await?;
 

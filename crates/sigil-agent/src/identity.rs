@@ -1,0 +1,129 @@
+//! Obtaining an X.509-SVID: attestation with a join token, or renewal with the current SVID.
+
+use rcgen::{CertificateParams, KeyPair};
+use sigil_client::{Identity, SigilClient};
+use sigil_proto::{AttestRequest, RenewRequest, SvidResponse};
+use time::OffsetDateTime;
+use x509_parser::pem::Pem;
+
+use crate::AgentError;
+use crate::files::OutputDir;
+
+/// What one run needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub server: String,
+    pub bundle_pem: String,
+    pub join_token: Option<String>,
+    pub out: OutputDir,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// First SVID obtained with the join token.
+    Attested {
+        spiffe_id: String,
+        serial: String,
+        expires_at: OffsetDateTime,
+    },
+    /// SVID renewed over mutual TLS with the previous one.
+    Renewed {
+        spiffe_id: String,
+        serial: String,
+        expires_at: OffsetDateTime,
+    },
+}
+
+impl Outcome {
+    /// Returns the expiry of the SVID now on disk.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        match self {
+            Self::Attested { expires_at, .. } | Self::Renewed { expires_at, .. } => *expires_at,
+        }
+    }
+}
+
+/// Renews the SVID on disk if it is still valid, or attests with the join token otherwise, then
+/// writes the new files. A fresh key is generated every time.
+pub async fn obtain_svid(options: &RunOptions) -> Result<Outcome, AgentError> {
+    let key = KeyPair::generate()
+        .map_err(|err| AgentError::Crypto(format!("key generation failed: {err}")))?;
+    let csr = CertificateParams::new(Vec::<String>::new())
+        .and_then(|params| params.serialize_request(&key))
+        .and_then(|csr| csr.pem())
+        .map_err(|err| AgentError::Crypto(format!("CSR generation failed: {err}")))?;
+    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
+
+    let current = options.out.read_identity()?;
+    let usable = match &current {
+        Some((chain, _)) => {
+            expiry(chain).is_ok_and(|not_after| not_after > OffsetDateTime::now_utc())
+        }
+        None => false,
+    };
+
+    let (response, renewed) = match (usable, &current, &options.join_token) {
+        (true, Some((chain, current_key)), _) => {
+            let identity = Identity {
+                chain_pem: chain,
+                key_pem: current_key,
+            };
+            let client = SigilClient::new(&options.server, &options.bundle_pem, Some(identity))?;
+            let response: SvidResponse = client
+                .post_json("/v1/agent/renew", &RenewRequest { csr })
+                .await?;
+            (response, true)
+        }
+        (_, _, Some(token)) => {
+            let client = SigilClient::new(&options.server, &options.bundle_pem, None)?;
+            let request = AttestRequest {
+                join_token: token.clone(),
+                csr,
+            };
+            let response: SvidResponse = client.post_json("/v1/agent/attest", &request).await?;
+            (response, false)
+        }
+        _ => {
+            return Err(AgentError::NeedsJoinToken(
+                options.out.root().display().to_string(),
+            ));
+        }
+    };
+
+    options
+        .out
+        .write_identity(&response.svid, &key_pem, &response.bundle)?;
+    let expires_at = expiry(&response.svid)?;
+    let (spiffe_id, serial) = (response.spiffe_id, response.serial);
+    Ok(if renewed {
+        Outcome::Renewed {
+            spiffe_id,
+            serial,
+            expires_at,
+        }
+    } else {
+        Outcome::Attested {
+            spiffe_id,
+            serial,
+            expires_at,
+        }
+    })
+}
+
+/// Returns the NotAfter of the first certificate in a PEM chain.
+pub fn expiry(chain_pem: &str) -> Result<OffsetDateTime, AgentError> {
+    validity(chain_pem).map(|(_, not_after)| not_after)
+}
+
+/// Returns the NotBefore and NotAfter of the first certificate in a PEM chain.
+pub fn validity(chain_pem: &str) -> Result<(OffsetDateTime, OffsetDateTime), AgentError> {
+    let invalid = |detail: String| AgentError::Crypto(format!("cannot read the SVID: {detail}"));
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem.as_bytes())
+        .map_err(|err| invalid(err.to_string()))?;
+    let cert = Pem::parse_x509(&pem).map_err(|err| invalid(err.to_string()))?;
+    Ok((
+        cert.validity().not_before.to_datetime(),
+        cert.validity().not_after.to_datetime(),
+    ))
+}

@@ -1,0 +1,212 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use sigil_server::layout::DataDir;
+
+/// Sigil: an identity authority for AI agents.
+#[derive(Parser)]
+#[command(name = "sigil", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after any subcommand.
+#[derive(Args, Clone)]
+pub struct GlobalArgs {
+    /// Data directory of the authority.
+    #[arg(
+        long,
+        global = true,
+        env = "SIGIL_DATA_DIR",
+        default_value = "./sigil-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Authority URL for admin commands (default: https://<listen address from config.json>).
+    #[arg(long, global = true, env = "SIGIL_SERVER")]
+    pub server: Option<String>,
+
+    /// Directory with the admin identity, svid.pem and svid.key (default: <data-dir>/admin).
+    #[arg(long, global = true, env = "SIGIL_IDENTITY")]
+    pub identity: Option<PathBuf>,
+
+    /// Print logs as JSON lines.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+}
+
+impl GlobalArgs {
+    pub fn data_dir(&self) -> DataDir {
+        DataDir::new(self.data_dir.clone())
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a data directory: root and signing CAs, database, TLS certificate, admin identity.
+    Init(InitArgs),
+    /// Run the authority.
+    Serve(ServeArgs),
+    /// Manage the humans accountable for agents.
+    #[command(subcommand)]
+    Owner(OwnerCommand),
+    /// Manage agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Create join tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// List governance findings.
+    Findings(FindingsArgs),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Trust domain of every identity this authority issues.
+    #[arg(long, default_value = sigil_server::init::DEFAULT_TRUST_DOMAIN)]
+    pub trust_domain: String,
+
+    /// Extra DNS name or IP address for the authority's TLS certificate (repeatable).
+    #[arg(long = "san")]
+    pub sans: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: the one in config.json, 127.0.0.1:8443).
+    #[arg(long)]
+    pub listen: Option<String>,
+
+    /// Database URL; the default is the SQLite file in the data directory.
+    #[arg(long, env = "SIGIL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Lifetime of each signing CA; a new one is made at half-life.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub signing_ca_lifetime: std::time::Duration,
+
+    /// How often to check whether the signing CA is due for rotation.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, hide = true)]
+    pub rotation_check_interval: std::time::Duration,
+}
+
+#[derive(Subcommand)]
+pub enum OwnerCommand {
+    /// Add an active owner.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark an owner as departed.
+    Depart {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List owners.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Register an agent under an active owner.
+    Register {
+        name: String,
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Baseline entitlement ACTION:RESOURCE (repeatable).
+        #[arg(long = "entitlement")]
+        entitlements: Vec<String>,
+        /// Lifetime of the agent's X.509-SVIDs, 1m to 24h (default 15m).
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List agents.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an agent with its credentials and entitlements.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend an agent: it cannot renew or attest until resumed.
+    Suspend(StatusArgs),
+    /// Resume a suspended agent.
+    Resume(StatusArgs),
+    /// Decommission an agent for good and revoke every live credential at once.
+    Decommission(StatusArgs),
+    /// Grant an entitlement beyond the baseline.
+    Grant {
+        name: String,
+        /// ACTION:RESOURCE
+        entitlement: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    pub name: String,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a single-use join token; prints the token alone on stdout.
+    Create {
+        agent: String,
+        /// Lifetime of the token (default 10m).
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct FindingsArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Only findings of this kind, such as identity-fork.
+    #[arg(long)]
+    pub kind: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the audit log; exits non-zero at the first broken event.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    sigil_core::lifetime::parse_duration(value).map_err(|err| err.to_string())
+}

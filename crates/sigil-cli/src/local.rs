@@ -1,0 +1,116 @@
+//! Commands that work on the data directory itself: init, serve and audit verify.
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use sigil_server::layout::DataDir;
+use sigil_server::{ServeOptions, serve as run_server};
+use sigil_store::Store;
+use tokio::net::TcpListener;
+
+use crate::args::{AuditCommand, InitArgs, ServeArgs};
+
+pub async fn init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let report =
+        sigil_server::init::initialize(data_dir, &args.trust_domain, &args.sans, now).await?;
+
+    println!(
+        "Initialised {} for trust domain {}",
+        data_dir.root().display(),
+        report.trust_domain
+    );
+    println!("  trust bundle:   {}", data_dir.bundle().display());
+    println!(
+        "  admin identity: {} ({})",
+        data_dir.admin_cert().display(),
+        report.admin_id
+    );
+    println!("  root CA SHA-256 fingerprint: {}", report.root_fingerprint);
+    println!("Next: sigil serve --data-dir {}", data_dir.root().display());
+    Ok(())
+}
+
+pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.database_url {
+        if !url.starts_with("sqlite:") {
+            // NOTE: PostgreSQL support is planned behind the same store interface.
+            bail!(
+                "unsupported --database-url scheme: only the embedded SQLite database is supported in this version"
+            );
+        }
+    }
+    let config = data_dir
+        .read_config()
+        .context("cannot start the authority")?;
+    let listen = args.listen.unwrap_or(config.listen);
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+
+    let mut options = ServeOptions::new(data_dir.clone());
+    options.signing_ca_lifetime = args.signing_ca_lifetime;
+    options.rotation_check_interval = args.rotation_check_interval;
+    options.database_url = args.database_url;
+
+    run_server(options, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn audit(data_dir: &DataDir, command: AuditCommand) -> anyhow::Result<()> {
+    let AuditCommand::Verify { json } = command;
+    let path = data_dir.database();
+    if !path.exists() {
+        bail!(
+            "no database at {}: is --data-dir a data directory made by `sigil init`?",
+            path.display()
+        );
+    }
+    let store = Store::open(&path).await?;
+    let result = store.verify_audit_chain().await?;
+    store.close().await;
+
+    match result {
+        Ok(count) => {
+            if json {
+                println!("{}", json!({"intact": true, "events": count}));
+            } else {
+                println!("audit chain intact: {count} events verified");
+            }
+            Ok(())
+        }
+        Err(broken) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"intact": false, "first_bad_seq": broken.seq, "reason": broken.reason})
+                );
+            }
+            bail!("{broken}")
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,249 @@
+//! Request and response bodies of Sigil's HTTP API.
+//!
+//! Times are RFC 3339 strings. Types that carry a secret (a join token) have a hand-written
+//! `Debug` that redacts it, so that logging a request never leaks the secret.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/agent/attest`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestRequest {
+    pub join_token: String,
+    /// PKCS#10 CSR in PEM.
+    pub csr: String,
+}
+
+impl fmt::Debug for AttestRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttestRequest")
+            .field("join_token", &"<redacted>")
+            .field("csr_len", &self.csr.len())
+            .finish()
+    }
+}
+
+/// `POST /v1/agent/renew` and `POST /v1/admin/renew`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// PKCS#10 CSR in PEM; only its public key is used.
+    pub csr: String,
+}
+
+/// An issued X.509-SVID.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SvidResponse {
+    /// The leaf certificate followed by the signing CA, in PEM.
+    pub svid: String,
+    /// The trust bundle (root CA) in PEM.
+    pub bundle: String,
+    pub expires_at: String,
+    pub spiffe_id: String,
+    pub serial: String,
+}
+
+/// `POST /v1/admin/owners`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddOwnerRequest {
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An owner.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OwnerView {
+    pub email: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    pub departed_at: Option<String>,
+}
+
+/// `GET /v1/admin/owners`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnerList {
+    pub owners: Vec<OwnerView>,
+}
+
+/// `POST /v1/admin/agents`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAgentRequest {
+    pub name: String,
+    pub owner: String,
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// Baseline entitlements, each `ACTION:RESOURCE`.
+    #[serde(default)]
+    pub entitlements: Vec<String>,
+    /// SVID lifetime such as `15m`; 1 minute to 24 hours.
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// An agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgentView {
+    pub name: String,
+    pub spiffe_id: String,
+    pub owner: String,
+    pub purpose: Option<String>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub ttl_seconds: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `GET /v1/admin/agents`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentList {
+    pub agents: Vec<AgentView>,
+}
+
+/// `GET /v1/admin/agents/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentDetail {
+    #[serde(flatten)]
+    pub agent: AgentView,
+    pub entitlements: Vec<EntitlementView>,
+    pub credentials: Vec<CredentialView>,
+}
+
+/// An entitlement of an agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EntitlementView {
+    pub entitlement: String,
+    /// True when declared at registration, false when granted later.
+    pub baseline: bool,
+    pub granted_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// An X.509-SVID issued to an agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CredentialView {
+    pub serial: String,
+    pub kind: String,
+    /// `live`, `expired` or `revoked`.
+    pub state: String,
+    pub fingerprint: String,
+    pub public_key_fingerprint: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+    pub revoke_reason: Option<String>,
+    /// The certificate that authenticated the renewal that produced this one.
+    pub parent_serial: Option<String>,
+}
+
+/// Body of `suspend`, `resume` and `decommission`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChangeRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Result of `decommission` and the other lifecycle changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusChangeResponse {
+    #[serde(flatten)]
+    pub agent: AgentView,
+    /// Serials revoked by this change.
+    pub revoked_serials: Vec<String>,
+}
+
+/// `POST /v1/admin/agents/{name}/grants`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    pub entitlement: String,
+}
+
+/// `POST /v1/admin/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub agent: String,
+    /// Lifetime such as `10m`; default 10 minutes, at most 24 hours.
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// A new join token, shown once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: String,
+    pub agent: String,
+    pub expires_at: String,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token", &"<redacted>")
+            .field("agent", &self.agent)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A governance finding.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindingView {
+    pub id: i64,
+    pub kind: String,
+    pub subject: String,
+    pub severity: String,
+    pub status: String,
+    pub evidence: serde_json::Value,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+/// `GET /v1/admin/findings`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindingList {
+    pub findings: Vec<FindingView>,
+}
+
+/// Every error response: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The error inside [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_tokens() {
+        let request = AttestRequest {
+            join_token: "sigil-secret-value".into(),
+            csr: "csr".into(),
+        };
+        assert!(!format!("{request:?}").contains("sigil-secret-value"));
+        let response = TokenResponse {
+            token: "sigil-secret-value".into(),
+            agent: "a".into(),
+            expires_at: "t".into(),
+        };
+        assert!(!format!("{response:?}").contains("sigil-secret-value"));
+    }
+}

@@ -1,0 +1,215 @@
+//! Request extractors: JSON bodies with Sigil's error format, and caller identities from the
+//! client certificate.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use sigil_ca::verify::{LeafSvid, svid_from_leaf};
+use sigil_core::{AgentName, Principal};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tls::PeerCertificates;
+
+/// A JSON request body; every way it can be wrong maps to a Sigil error response.
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(&rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: &JsonRejection) -> ApiError {
+    let detail: String = rejection.body_text().chars().take(300).collect();
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be JSON: send `Content-Type: application/json`",
+        ),
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(
+            "malformed_json",
+            format!("the request body is not valid JSON: {detail}"),
+        ),
+        JsonRejection::JsonDataError(_) => ApiError::bad_request(
+            "invalid_request",
+            format!("the request body has invalid fields: {detail}"),
+        ),
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the request body is larger than the limit of {} bytes",
+                    crate::routes::BODY_LIMIT
+                ),
+            )
+        }
+        _ => ApiError::bad_request(
+            "invalid_request",
+            format!("the request body could not be read: {detail}"),
+        ),
+    }
+}
+
+/// The SVID of the caller's verified client certificate.
+fn caller_svid(parts: &Parts, state: &AppState) -> Result<LeafSvid, ApiError> {
+    let Some(PeerCertificates(chain)) = parts.extensions.get::<PeerCertificates>() else {
+        return Err(ApiError::unauthorized(
+            "client_certificate_required",
+            "this route needs a client certificate (an X.509-SVID issued by this authority)",
+        ));
+    };
+    let Some(leaf) = chain.first() else {
+        return Err(ApiError::unauthorized(
+            "client_certificate_required",
+            "the client certificate chain is empty",
+        ));
+    };
+    svid_from_leaf(leaf, &state.trust_domain).map_err(|err| {
+        ApiError::forbidden(
+            "invalid_svid",
+            format!("the client certificate is not a valid SVID: {err}"),
+        )
+    })
+}
+
+/// Rejects a certificate this authority recorded as revoked.
+async fn check_not_revoked(state: &AppState, svid: &LeafSvid) -> Result<(), ApiError> {
+    if let Some(credential) = state.store.credential(&svid.serial_hex).await? {
+        if credential.revoked_at_ms.is_some() {
+            return Err(ApiError::forbidden(
+                "certificate_revoked",
+                format!(
+                    "the client certificate (serial {}) is revoked",
+                    svid.serial_hex
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An admin caller, `spiffe://<td>/admin/<name>`.
+pub(crate) struct AdminCaller {
+    pub svid: LeafSvid,
+}
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let svid = caller_svid(parts, state)?;
+        match Principal::from_id(&svid.spiffe_id, &state.trust_domain) {
+            Some(Principal::Admin(_)) => {}
+            _ => {
+                return Err(ApiError::forbidden(
+                    "admin_required",
+                    format!(
+                        "`{}` is not an admin identity; admin routes need spiffe://{}/admin/<name>",
+                        svid.spiffe_id, state.trust_domain
+                    ),
+                ));
+            }
+        }
+        check_not_revoked(state, &svid).await?;
+        Ok(Self { svid })
+    }
+}
+
+/// An agent caller, `spiffe://<td>/agent/<name>`, presenting a certificate this authority issued
+/// and has not revoked.
+pub(crate) struct AgentCaller {
+    pub name: AgentName,
+    pub svid: LeafSvid,
+}
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let svid = caller_svid(parts, state)?;
+        let Some(Principal::Agent(name)) = Principal::from_id(&svid.spiffe_id, &state.trust_domain)
+        else {
+            return Err(ApiError::forbidden(
+                "agent_required",
+                format!("`{}` is not an agent identity", svid.spiffe_id),
+            ));
+        };
+        if state.store.credential(&svid.serial_hex).await?.is_none() {
+            return Err(ApiError::forbidden(
+                "unknown_certificate",
+                format!(
+                    "the client certificate (serial {}) was not issued by this authority",
+                    svid.serial_hex
+                ),
+            ));
+        }
+        check_not_revoked(state, &svid).await?;
+        Ok(Self { name, svid })
+    }
+}
+
+/// The caller's SPIFFE ID for audit events, or `anonymous`.
+pub(crate) fn actor(parts_extensions: &axum::http::Extensions, state: &AppState) -> String {
+    parts_extensions
+        .get::<PeerCertificates>()
+        .and_then(|PeerCertificates(chain)| chain.first().cloned())
+        .and_then(|leaf| svid_from_leaf(&leaf, &state.trust_domain).ok())
+        .map_or_else(|| "anonymous".to_owned(), |svid| svid.spiffe_id.to_string())
+}
+
+/// An optional JSON body: an empty body gives `T::default()`, anything else must be valid JSON.
+pub(crate) struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_body = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_none_or(|len| len.as_bytes() != b"0");
+        let has_type = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
+        if !has_body || !has_type {
+            let bytes = axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_request", "the request body could not be read")
+                })?;
+            if bytes.is_empty() {
+                return Ok(Self(T::default()));
+            }
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be JSON: send `Content-Type: application/json`",
+            ));
+        }
+        let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}

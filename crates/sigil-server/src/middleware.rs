@@ -1,0 +1,80 @@
+//! Cross-cutting request handling: metrics, logs and the audit event of every rejection.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::json;
+use sigil_core::AuditRecord;
+
+use crate::error::Rejection;
+use crate::extract::actor;
+use crate::metrics;
+use crate::state::AppState;
+
+/// Records latency, logs the request, and audits any 4xx response.
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let caller = actor(request.extensions(), &state);
+
+    let response = next.run(request).await;
+
+    let status = response.status();
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::request(method.clone(), route.clone(), status.as_u16(), seconds);
+
+    if status.is_server_error() {
+        tracing::error!(%method, %path, status = status.as_u16(), caller, "request failed");
+    } else if status.is_client_error() {
+        let rejection = response.extensions().get::<Rejection>().cloned();
+        audit_rejection(&state, &caller, &method, &path, status.as_u16(), rejection).await;
+    } else {
+        tracing::debug!(%method, %path, status = status.as_u16(), caller, micros = (seconds * 1e6) as u64, "request served");
+    }
+    response
+}
+
+pub(crate) async fn audit_rejection(
+    state: &AppState,
+    caller: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    rejection: Option<Rejection>,
+) {
+    let (code, message) = rejection.map_or(("rejected", String::new()), |r| (r.code, r.message));
+    metrics::denial(code);
+    tracing::info!(
+        method,
+        path,
+        status,
+        code,
+        caller,
+        message,
+        "request rejected"
+    );
+
+    let record = AuditRecord {
+        at_ms: state.clock.now_ms(),
+        actor: caller.to_owned(),
+        action: "request.rejected".to_owned(),
+        subject: path.to_owned(),
+        outcome: "denied".to_owned(),
+        details: json!({"method": method, "status": status, "code": code, "message": message})
+            .to_string(),
+    };
+    if let Err(err) = state.store.record_audit(record).await {
+        tracing::error!(error = %err, path, "failed to audit a rejected request");
+    }
+}

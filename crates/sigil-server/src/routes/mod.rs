@@ -1,0 +1,83 @@
+//! HTTP routes of the authority.
+
+pub(crate) mod admin;
+mod agent;
+mod convert;
+mod public;
+mod tokens;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+
+use crate::error::ApiError;
+use crate::middleware::{audit_rejection, observe};
+use crate::state::AppState;
+
+/// Maximum size of a request body in bytes; a larger body gets 413.
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) use admin::ADMIN_LIFETIME;
+
+/// Builds the router with every route, the audit middleware and the body limit.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(public::healthz))
+        .route("/metrics", get(public::metrics))
+        .route("/v1/bundle", get(public::bundle))
+        .route("/v1/crl", get(public::crl))
+        .route("/v1/agent/attest", post(agent::attest))
+        .route("/v1/agent/renew", post(agent::renew))
+        .route("/v1/admin/renew", post(admin::renew_admin))
+        .route(
+            "/v1/admin/owners",
+            get(admin::list_owners).post(admin::add_owner),
+        )
+        .route("/v1/admin/owners/{email}/depart", post(admin::depart_owner))
+        .route(
+            "/v1/admin/agents",
+            get(admin::list_agents).post(admin::register_agent),
+        )
+        .route("/v1/admin/agents/{name}", get(admin::show_agent))
+        .route(
+            "/v1/admin/agents/{name}/suspend",
+            post(admin::suspend_agent),
+        )
+        .route("/v1/admin/agents/{name}/resume", post(admin::resume_agent))
+        .route(
+            "/v1/admin/agents/{name}/decommission",
+            post(admin::decommission_agent),
+        )
+        .route("/v1/admin/agents/{name}/grants", post(admin::grant))
+        .route("/v1/admin/tokens", post(tokens::create_token))
+        .route("/v1/admin/findings", get(admin::list_findings))
+        .route_layer(from_fn_with_state(state.clone(), observe))
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Answers routes that do not exist with 404, audited like every other rejection.
+async fn unknown_route(State(state): State<AppState>, request: Request) -> ApiError {
+    let error = ApiError::not_found(format!(
+        "no route {} {}; see /openapi.json for the API",
+        request.method(),
+        request.uri().path()
+    ));
+    let caller = crate::extract::actor(request.extensions(), &state);
+    let rejection = crate::error::Rejection {
+        code: error.code,
+        message: error.message.clone(),
+    };
+    audit_rejection(
+        &state,
+        &caller,
+        request.method().as_str(),
+        request.uri().path(),
+        404,
+        Some(rejection),
+    )
+    .await;
+    error
+}

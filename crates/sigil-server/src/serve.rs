@@ -1,0 +1,279 @@
+//! `sigil serve`: the HTTPS accept loop, graceful shutdown and background tasks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use sigil_core::{AuditRecord, TrustDomain};
+use sigil_store::Store;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::ServerError;
+use crate::authority::{Authority, SIGNING_LIFETIME};
+use crate::clock::{Clock, unix_ms};
+use crate::crl::CrlCache;
+use crate::layout::{DataDir, write_atomic};
+use crate::metrics::Metrics;
+use crate::routes::router;
+use crate::state::AppState;
+use crate::tls::{PeerCertificates, ServingCertificate, issue_serving_certificate, server_config};
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for open connections to finish their requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the CRL is rebuilt even without revocations, well within its one-hour validity.
+const CRL_REFRESH: Duration = Duration::from_secs(15 * 60);
+
+/// Settings of one `sigil serve` run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub data_dir: DataDir,
+    /// Lifetime of each new signing CA; it is replaced at half-life.
+    pub signing_ca_lifetime: Duration,
+    /// How often the rotation task checks the signing CA.
+    pub rotation_check_interval: Duration,
+    /// Database URL; `None` means the SQLite file in the data directory.
+    pub database_url: Option<String>,
+    /// Time source; tests advance it.
+    pub clock: Clock,
+}
+
+impl ServeOptions {
+    /// Options with the production defaults for `data_dir`.
+    pub fn new(data_dir: DataDir) -> Self {
+        Self {
+            data_dir,
+            signing_ca_lifetime: SIGNING_LIFETIME,
+            rotation_check_interval: Duration::from_secs(60),
+            database_url: None,
+            clock: Clock::default(),
+        }
+    }
+}
+
+/// Runs the authority on `listener` until `shutdown` completes, then drains connections.
+pub async fn serve(
+    options: ServeOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let data_dir = options.data_dir.clone();
+    let config = data_dir.read_config()?;
+    let trust_domain = TrustDomain::new(&config.trust_domain)
+        .map_err(|err| ServerError::Config(format!("config.json: {err}")))?;
+    let now = options.clock.now();
+
+    let authority = Authority::load(&data_dir)?;
+    let store = match &options.database_url {
+        Some(url) => Store::open_url(url).await?,
+        None => Store::open(&data_dir.database()).await?,
+    };
+    let (chain, key) =
+        issue_serving_certificate(&authority, &trust_domain, &config.extra_sans, now)?;
+    write_atomic(&data_dir.server_key(), key.as_bytes(), true)?;
+    write_atomic(&data_dir.server_cert(), chain.as_bytes(), false)?;
+    let serving = Arc::new(ServingCertificate::from_pem(&chain, &key)?);
+
+    let crl = CrlCache::default();
+    crl.refresh(&store, &authority, now).await?;
+    let tls = Arc::new(server_config(
+        &[authority.root.cert_der().clone()],
+        serving.clone(),
+    )?);
+
+    let state = AppState {
+        trust_domain: trust_domain.clone(),
+        store: store.clone(),
+        authority: Arc::new(ArcSwap::from_pointee(authority)),
+        crl,
+        clock: options.clock.clone(),
+        metrics: Metrics::install(),
+    };
+    let app = router(state.clone());
+
+    let background = tokio::spawn(run_background_tasks(
+        state,
+        options,
+        serving,
+        config.extra_sans,
+    ));
+    let local = listener
+        .local_addr()
+        .map_err(|err| ServerError::Tls(err.to_string()))?;
+    tracing::info!(listen = %local, trust_domain = %trust_domain, "authority started");
+
+    accept_loop(listener, TlsAcceptor::from(tls), app, shutdown).await;
+
+    background.abort();
+    store.close().await;
+    tracing::info!("authority stopped");
+    Ok(())
+}
+
+/// Accepts connections until `shutdown`, then waits for open requests to finish.
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, peer, acceptor, app, watcher).await;
+        });
+    }
+
+    tracing::info!(
+        open_connections = graceful.count(),
+        "shutting down; draining connections"
+    );
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let _ = stream.set_nodelay(true);
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            tracing::info!(%peer, error = %err, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+
+    let peer_certificates = tls.get_ref().1.peer_certificates().map(|chain| {
+        PeerCertificates(Arc::new(
+            chain.iter().map(|c| c.clone().into_owned()).collect(),
+        ))
+    });
+    let service = app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+        let mut request = request.map(axum::body::Body::new);
+        if let Some(certificates) = &peer_certificates {
+            request.extensions_mut().insert(certificates.clone());
+        }
+        request
+    });
+
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service));
+    if let Err(err) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(%peer, error = %err, "connection closed with an error");
+    }
+}
+
+/// Rotates the signing CA at half-life and keeps the CRL fresh.
+async fn run_background_tasks(
+    state: AppState,
+    options: ServeOptions,
+    serving: Arc<ServingCertificate>,
+    extra_sans: Vec<String>,
+) {
+    let mut rotation = tokio::time::interval(options.rotation_check_interval);
+    let mut crl_refresh = tokio::time::interval(CRL_REFRESH);
+    loop {
+        tokio::select! {
+            _ = rotation.tick() => {
+                if let Err(err) = rotate_if_due(&state, &options, &serving, &extra_sans).await {
+                    tracing::error!(error = %err, "signing CA rotation failed; will retry");
+                }
+            }
+            _ = crl_refresh.tick() => {
+                let authority = state.authority.load();
+                if let Err(err) = state.crl.refresh(&state.store, &authority, state.clock.now()).await {
+                    tracing::error!(error = %err, "CRL refresh failed; will retry");
+                }
+            }
+        }
+    }
+}
+
+/// Replaces the signing CA once it is past half its lifetime. The root, and so the trust bundle,
+/// stay the same; certificates issued under the previous signing CA stay valid until they expire.
+async fn rotate_if_due(
+    state: &AppState,
+    options: &ServeOptions,
+    serving: &ServingCertificate,
+    extra_sans: &[String],
+) -> Result<(), ServerError> {
+    let now = options.clock.now();
+    let current = state.authority.load_full();
+    if !current.signing.is_past_half_life(now) {
+        return Ok(());
+    }
+
+    let next = current.rotate(
+        &options.data_dir,
+        &state.trust_domain,
+        now,
+        options.signing_ca_lifetime,
+    )?;
+    let (chain, key) = issue_serving_certificate(&next, &state.trust_domain, extra_sans, now)?;
+    write_atomic(&options.data_dir.server_key(), key.as_bytes(), true)?;
+    write_atomic(&options.data_dir.server_cert(), chain.as_bytes(), false)?;
+    serving.replace(&chain, &key)?;
+
+    let record = AuditRecord {
+        at_ms: unix_ms(now),
+        actor: "system".into(),
+        action: "ca.signing_rotated".into(),
+        subject: next.signing.serial_hex().to_owned(),
+        outcome: "success".into(),
+        details: json!({
+            "previous_serial": current.signing.serial_hex(),
+            "serial": next.signing.serial_hex(),
+            "not_after": crate::clock::rfc3339(next.signing.not_after()),
+        })
+        .to_string(),
+    };
+    state.store.record_audit(record).await?;
+    tracing::info!(previous = %current.signing.serial_hex(), serial = %next.signing.serial_hex(), "signing CA rotated");
+
+    state.authority.store(Arc::new(next));
+    let authority = state.authority.load();
+    state.crl.refresh(&state.store, &authority, now).await
+}

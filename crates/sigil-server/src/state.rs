@@ -1,0 +1,23 @@
+//! State shared by every request handler.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sigil_core::TrustDomain;
+use sigil_store::Store;
+
+use crate::authority::Authority;
+use crate::clock::Clock;
+use crate::crl::CrlCache;
+use crate::metrics::Metrics;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub trust_domain: TrustDomain,
+    pub store: Store,
+    pub authority: Arc<ArcSwap<Authority>>,
+    pub crl: CrlCache,
+    pub clock: Clock,
+    pub metrics: Metrics,
+}

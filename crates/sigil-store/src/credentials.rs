@@ -159,7 +159,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT serial, spiffe_id, agent, kind, fingerprint, public_key_fingerprint, cert_pem,
                     issued_at, expires_at, revoked_at, revoke_reason, parent_serial, last_used_at
-             FROM credentials WHERE agent = ? ORDER BY issued_at DESC, serial",
+             FROM credentials WHERE agent = ? ORDER BY rowid DESC",
         )
         .bind(agent)
         .fetch_all(&self.pool)

@@ -107,7 +107,9 @@ fn chain_error_reason(error: &webpki::Error) -> String {
             "no chain leads to a trusted root; the certificate was issued by another CA".to_owned()
         }
         webpki::Error::InvalidSignatureForPublicKey => {
-            "a signature in the chain does not verify".to_owned()
+            "a signature in the chain does not verify; it may come from another CA with the \
+             same name"
+                .to_owned()
         }
         webpki::Error::RequiredEkuNotFoundContext(_) => {
             "the leaf lacks the clientAuth extended key usage".to_owned()

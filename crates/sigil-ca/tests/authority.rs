@@ -6,9 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{Authority, TestKey, csr_der, openssl, spiffe_id, trust_domain};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, DnValue, IsCa, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, DnValue, IsCa, KeyPair, KeyUsagePurpose};
 use sigil_ca::authority::CA_BACKDATE;
 use sigil_ca::{CaCertificate, CaError, SvidRequest, check_csr, issue_svid, verify_svid};
 use time::macros::datetime;
@@ -57,7 +55,14 @@ fn assert_issues_verifiable_svid(signing: &CaCertificate, root_pem: &str, now: O
 
     let output = openssl(
         dir.path(),
-        &["verify", "-CAfile", "root.pem", "-untrusted", "signing.pem", "leaf.pem"],
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "signing.pem",
+            "leaf.pem",
+        ],
     );
 
     assert_eq!(output.trim(), "leaf.pem: OK");
@@ -70,8 +75,14 @@ fn root_profile() {
     let root = CaCertificate::create_root(&trust_domain(), now, Duration::days(365)).unwrap();
 
     let (_, certificate) = parse_x509_certificate(root.cert_der()).unwrap();
-    assert_eq!(certificate.subject().to_string(), "O=Sigil, CN=Sigil root CA example.org");
-    assert_eq!(certificate.issuer().as_raw(), certificate.subject().as_raw());
+    assert_eq!(
+        certificate.subject().to_string(),
+        "O=Sigil, CN=Sigil root CA example.org"
+    );
+    assert_eq!(
+        certificate.issuer().as_raw(),
+        certificate.subject().as_raw()
+    );
     let constraints = certificate.basic_constraints().unwrap().unwrap();
     assert!(constraints.critical);
     assert!(constraints.value.ca);
@@ -80,8 +91,18 @@ fn root_profile() {
     assert!(key_usage.critical);
     assert!(key_usage.value.key_cert_sign() && key_usage.value.crl_sign());
     assert!(!key_usage.value.digital_signature());
-    assert!(certificate.get_extension_unique(&OID_X509_EXT_SUBJECT_KEY_IDENTIFIER).unwrap().is_some());
-    assert!(certificate.get_extension_unique(&OID_X509_EXT_NAME_CONSTRAINTS).unwrap().is_none());
+    assert!(
+        certificate
+            .get_extension_unique(&OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        certificate
+            .get_extension_unique(&OID_X509_EXT_NAME_CONSTRAINTS)
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(certificate.raw_serial().len(), 16);
     assert_eq!(root.serial_hex(), hex::encode(certificate.raw_serial()));
     assert_eq!(root.not_before(), now - CA_BACKDATE);
@@ -91,18 +112,30 @@ fn root_profile() {
 
 #[test]
 fn root_profile_in_openssl_text() {
-    let root =
-        CaCertificate::create_root(&trust_domain(), OffsetDateTime::now_utc(), Duration::days(1))
-            .unwrap();
+    let root = CaCertificate::create_root(
+        &trust_domain(),
+        OffsetDateTime::now_utc(),
+        Duration::days(1),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "root.pem", root.cert_pem());
 
     let text = openssl(dir.path(), &["x509", "-in", "root.pem", "-noout", "-text"]);
 
-    assert!(text.contains("X509v3 Basic Constraints: critical\n                CA:TRUE\n"), "{text}");
-    assert!(text.contains("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign\n"), "{text}");
+    assert!(
+        text.contains("X509v3 Basic Constraints: critical\n                CA:TRUE\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign\n"),
+        "{text}"
+    );
     assert!(text.contains("ASN1 OID: prime256v1"), "{text}");
-    assert!(text.contains("Signature Algorithm: ecdsa-with-SHA256"), "{text}");
+    assert!(
+        text.contains("Signature Algorithm: ecdsa-with-SHA256"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -129,7 +162,10 @@ fn intermediate_profile() {
     assert!(key_usage.value.crl_sign());
     assert_eq!(
         key_identifier(signing.cert_der(), &OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER),
-        key_identifier(authority.root.cert_der(), &OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+        key_identifier(
+            authority.root.cert_der(),
+            &OID_X509_EXT_SUBJECT_KEY_IDENTIFIER
+        )
     );
 }
 
@@ -140,7 +176,10 @@ fn intermediate_verifies_with_openssl() {
     write(dir.path(), "root.pem", authority.root.cert_pem());
     write(dir.path(), "signing.pem", authority.signing.cert_pem());
 
-    let output = openssl(dir.path(), &["verify", "-CAfile", "root.pem", "signing.pem"]);
+    let output = openssl(
+        dir.path(),
+        &["verify", "-CAfile", "root.pem", "signing.pem"],
+    );
 
     assert_eq!(output.trim(), "signing.pem: OK");
 }
@@ -150,9 +189,13 @@ fn intermediates_get_distinct_names() {
     let now = OffsetDateTime::now_utc();
     let authority = Authority::new(&trust_domain(), now);
 
-    let second =
-        CaCertificate::create_intermediate(&authority.root, &trust_domain(), now, Duration::days(30))
-            .unwrap();
+    let second = CaCertificate::create_intermediate(
+        &authority.root,
+        &trust_domain(),
+        now,
+        Duration::days(30),
+    )
+    .unwrap();
 
     let (_, first) = parse_x509_certificate(authority.signing.cert_der()).unwrap();
     let (_, second) = parse_x509_certificate(second.cert_der()).unwrap();
@@ -209,12 +252,11 @@ fn from_pem_round_trips() {
 fn reloaded_root_signs_new_intermediates() {
     let now = OffsetDateTime::now_utc();
     let authority = Authority::new(&trust_domain(), now);
-    let root = CaCertificate::from_pem(authority.root.cert_pem(), &authority.root.key_pem())
-        .unwrap();
+    let root =
+        CaCertificate::from_pem(authority.root.cert_pem(), &authority.root.key_pem()).unwrap();
 
     let signing =
-        CaCertificate::create_intermediate(&root, &trust_domain(), now, Duration::days(1))
-            .unwrap();
+        CaCertificate::create_intermediate(&root, &trust_domain(), now, Duration::days(1)).unwrap();
 
     assert_issues_verifiable_svid(&signing, authority.root.cert_pem(), now);
 }
@@ -224,9 +266,8 @@ fn from_pem_rejects_key_of_another_ca() {
     let now = OffsetDateTime::now_utc();
     let authority = Authority::new(&trust_domain(), now);
 
-    let error =
-        CaCertificate::from_pem(authority.signing.cert_pem(), &authority.root.key_pem())
-            .unwrap_err();
+    let error = CaCertificate::from_pem(authority.signing.cert_pem(), &authority.root.key_pem())
+        .unwrap_err();
 
     assert!(
         matches!(&error, CaError::CaKeyMismatch { fingerprint } if fingerprint == authority.signing.fingerprint()),
@@ -263,7 +304,10 @@ fn from_pem_rejects_garbage() {
     let bad_certificate = CaCertificate::from_pem("garbage", &authority.root.key_pem());
     let bad_key = CaCertificate::from_pem(authority.root.cert_pem(), "garbage");
 
-    assert!(matches!(bad_certificate, Err(CaError::InvalidCaCertificate { .. })));
+    assert!(matches!(
+        bad_certificate,
+        Err(CaError::InvalidCaCertificate { .. })
+    ));
     assert!(matches!(bad_key, Err(CaError::InvalidCaKey { .. })));
 }
 
@@ -289,10 +333,13 @@ fn from_pem_loads_a_ca_made_by_rcgen_with_printable_strings() {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(
+        DnType::CountryName,
+        DnValue::PrintableString("DE".try_into().unwrap()),
+    );
     params
         .distinguished_name
-        .push(DnType::CountryName, DnValue::PrintableString("DE".try_into().unwrap()));
-    params.distinguished_name.push(DnType::OrganizationName, "Example");
+        .push(DnType::OrganizationName, "Example");
     params.distinguished_name.push(
         DnType::CommonName,
         DnValue::PrintableString("Example Root".try_into().unwrap()),
@@ -314,9 +361,25 @@ fn from_pem_loads_a_ca_made_by_rcgen_with_printable_strings() {
 /// Creates a self-signed P-256 CA with OpenSSL and returns its certificate and key PEM.
 fn openssl_ca(dir: &Path, subject: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec![
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", subject, "-addext",
-        "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        subject,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ];
     args.extend_from_slice(extra);
     openssl(dir, &args);
@@ -343,8 +406,11 @@ fn from_pem_loads_a_ca_made_by_openssl() {
 #[test]
 fn from_pem_rejects_multi_valued_rdn() {
     let dir = tempfile::tempdir().unwrap();
-    let (certificate, key) =
-        openssl_ca(dir.path(), "/O=Example+CN=Example Root", &["-multivalue-rdn"]);
+    let (certificate, key) = openssl_ca(
+        dir.path(),
+        "/O=Example+CN=Example Root",
+        &["-multivalue-rdn"],
+    );
 
     let error = CaCertificate::from_pem(&certificate, &key).unwrap_err();
 
@@ -356,9 +422,12 @@ fn from_pem_rejects_multi_valued_rdn() {
 
 #[test]
 fn debug_shows_no_key_material() {
-    let root =
-        CaCertificate::create_root(&trust_domain(), OffsetDateTime::now_utc(), Duration::days(1))
-            .unwrap();
+    let root = CaCertificate::create_root(
+        &trust_domain(),
+        OffsetDateTime::now_utc(),
+        Duration::days(1),
+    )
+    .unwrap();
     let key_pem = root.key_pem();
 
     let debug = format!("{root:?}");

@@ -36,8 +36,10 @@ fn revoked(serials: &[String], revoked_at: OffsetDateTime) -> Vec<RevokedSerial>
 fn signing_key_id(authority: &Authority) -> Vec<u8> {
     let (_, certificate) =
         x509_parser::parse_x509_certificate(authority.signing.cert_der()).unwrap();
-    let extension =
-        certificate.get_extension_unique(&OID_X509_EXT_SUBJECT_KEY_IDENTIFIER).unwrap().unwrap();
+    let extension = certificate
+        .get_extension_unique(&OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+        .unwrap()
+        .unwrap();
     let ParsedExtension::SubjectKeyIdentifier(identifier) = extension.parsed_extension() else {
         panic!("unexpected subject key identifier content");
     };
@@ -46,7 +48,11 @@ fn signing_key_id(authority: &Authority) -> Vec<u8> {
 
 /// Formats bytes as OpenSSL prints key identifiers: uppercase hex pairs joined by colons.
 fn colon_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[test]
@@ -56,19 +62,34 @@ fn openssl_lists_the_revoked_serials() {
     let serials = issued_serials(&authority, 3, now);
     let dir = tempfile::tempdir().unwrap();
 
-    let der = build_crl(&authority.signing, &revoked(&serials, now), 42, now, now + Duration::hours(1))
-        .unwrap();
+    let der = build_crl(
+        &authority.signing,
+        &revoked(&serials, now),
+        42,
+        now,
+        now + Duration::hours(1),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("crl.der"), &der).unwrap();
 
-    let text = openssl(dir.path(), &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"]);
+    let text = openssl(
+        dir.path(),
+        &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
+    );
     for serial in &serials {
         let line = format!("Serial Number: {}", serial.to_uppercase());
         assert!(text.contains(&line), "{line} missing from\n{text}");
     }
     assert_eq!(text.matches("Serial Number:").count(), 3, "{text}");
-    assert!(text.contains("X509v3 CRL Number: \n                42\n"), "{text}");
+    assert!(
+        text.contains("X509v3 CRL Number: \n                42\n"),
+        "{text}"
+    );
     assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
-    assert!(text.contains(&colon_hex(&signing_key_id(&authority))), "{text}");
+    assert!(
+        text.contains(&colon_hex(&signing_key_id(&authority))),
+        "{text}"
+    );
     assert!(text.contains("Version 2 (0x1)"), "{text}");
 }
 
@@ -78,19 +99,37 @@ fn openssl_verifies_the_crl_signature() {
     let authority = Authority::new(&trust_domain(), now);
     let serials = issued_serials(&authority, 1, now);
     let dir = tempfile::tempdir().unwrap();
-    let der = build_crl(&authority.signing, &revoked(&serials, now), 1, now, now + Duration::hours(1))
-        .unwrap();
+    let der = build_crl(
+        &authority.signing,
+        &revoked(&serials, now),
+        1,
+        now,
+        now + Duration::hours(1),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("crl.der"), &der).unwrap();
     std::fs::write(dir.path().join("signing.pem"), authority.signing.cert_pem()).unwrap();
 
     let output = std::process::Command::new("openssl")
-        .args(["crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "signing.pem", "-noout"])
+        .args([
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "crl.der",
+            "-CAfile",
+            "signing.pem",
+            "-noout",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
 
     assert!(output.status.success(), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("verify OK"), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("verify OK"),
+        "{output:?}"
+    );
 }
 
 #[test]
@@ -102,7 +141,10 @@ fn empty_crl_has_no_entries() {
     let der = build_crl(&authority.signing, &[], 7, now, now + Duration::hours(1)).unwrap();
     std::fs::write(dir.path().join("crl.der"), &der).unwrap();
 
-    let text = openssl(dir.path(), &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"]);
+    let text = openssl(
+        dir.path(),
+        &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
+    );
     assert!(text.contains("No Revoked Certificates."), "{text}");
 }
 
@@ -114,19 +156,29 @@ fn fields_read_back_with_x509_parser() {
     let authority = Authority::new(&trust_domain(), now);
     let serials = issued_serials(&authority, 2, now);
 
-    let der =
-        build_crl(&authority.signing, &revoked(&serials, revoked_at), u64::MAX, now, next_update)
-            .unwrap();
+    let der = build_crl(
+        &authority.signing,
+        &revoked(&serials, revoked_at),
+        u64::MAX,
+        now,
+        next_update,
+    )
+    .unwrap();
 
     let (rest, crl) = CertificateRevocationList::from_der(&der).unwrap();
     assert!(rest.is_empty());
     let (_, signing) = x509_parser::parse_x509_certificate(authority.signing.cert_der()).unwrap();
     assert_eq!(crl.issuer().as_raw(), signing.subject().as_raw());
-    assert_eq!(crl.last_update().to_datetime(), datetime!(2030-05-05 05:05:05 UTC));
+    assert_eq!(
+        crl.last_update().to_datetime(),
+        datetime!(2030-05-05 05:05:05 UTC)
+    );
     assert_eq!(crl.next_update().unwrap().to_datetime(), next_update);
     assert_eq!(crl.crl_number().unwrap().to_string(), u64::MAX.to_string());
-    let listed: Vec<String> =
-        crl.iter_revoked_certificates().map(|entry| hex::encode(entry.raw_serial())).collect();
+    let listed: Vec<String> = crl
+        .iter_revoked_certificates()
+        .map(|entry| hex::encode(entry.raw_serial()))
+        .collect();
     assert_eq!(listed, serials);
     for entry in crl.iter_revoked_certificates() {
         assert_eq!(entry.revocation_date.to_datetime(), revoked_at);
@@ -170,15 +222,34 @@ fn webpki_verify_with_crl(
 fn webpki_rejects_revoked_and_accepts_others() {
     let now = OffsetDateTime::now_utc();
     let authority = Authority::new(&trust_domain(), now);
-    let (revoked_leaf, _) =
-        issue_with_new_key(&authority.signing, &spiffe_id("/a"), Duration::hours(1), now, &[], &[])
-            .unwrap();
-    let (valid_leaf, _) =
-        issue_with_new_key(&authority.signing, &spiffe_id("/b"), Duration::hours(1), now, &[], &[])
-            .unwrap();
+    let (revoked_leaf, _) = issue_with_new_key(
+        &authority.signing,
+        &spiffe_id("/a"),
+        Duration::hours(1),
+        now,
+        &[],
+        &[],
+    )
+    .unwrap();
+    let (valid_leaf, _) = issue_with_new_key(
+        &authority.signing,
+        &spiffe_id("/b"),
+        Duration::hours(1),
+        now,
+        &[],
+        &[],
+    )
+    .unwrap();
     let entries = revoked(&[revoked_leaf.serial_hex.clone()], now);
 
-    let crl = build_crl(&authority.signing, &entries, 3, now, now + Duration::hours(1)).unwrap();
+    let crl = build_crl(
+        &authority.signing,
+        &entries,
+        3,
+        now,
+        now + Duration::hours(1),
+    )
+    .unwrap();
 
     let revoked_result = webpki_verify_with_crl(&authority, &revoked_leaf.der, &crl, now);
     assert_eq!(revoked_result, Err(webpki::Error::CertRevoked));
@@ -193,7 +264,10 @@ fn next_update_must_follow_now() {
     for next_update in [now, now - Duration::hours(1)] {
         let error = build_crl(&authority.signing, &[], 1, now, next_update).unwrap_err();
 
-        assert!(matches!(error, CaError::InvalidCrlWindow { .. }), "{error:?}");
+        assert!(
+            matches!(error, CaError::InvalidCrlWindow { .. }),
+            "{error:?}"
+        );
     }
 }
 
@@ -208,8 +282,14 @@ fn invalid_serial_hex_is_rejected() {
             revoked_at: now,
         };
 
-        let error =
-            build_crl(&authority.signing, &[entry], 1, now, now + Duration::hours(1)).unwrap_err();
+        let error = build_crl(
+            &authority.signing,
+            &[entry],
+            1,
+            now,
+            now + Duration::hours(1),
+        )
+        .unwrap_err();
 
         assert!(
             matches!(&error, CaError::InvalidSerial { value } if value == serial_hex),

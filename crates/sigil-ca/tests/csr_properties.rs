@@ -12,7 +12,12 @@ use sigil_ca::check_csr;
 /// One valid DER CSR per supported key type, created once.
 fn valid_csrs() -> &'static [Vec<u8>] {
     static CSRS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    CSRS.get_or_init(|| TestKey::ALL.iter().map(|key| csr_der(&key.generate())).collect())
+    CSRS.get_or_init(|| {
+        TestKey::ALL
+            .iter()
+            .map(|key| csr_der(&key.generate()))
+            .collect()
+    })
 }
 
 /// Byte flips to apply: (position as a fraction of the length, XOR mask).

@@ -9,7 +9,9 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::CertificateDer;
-use sigil_ca::{CaCertificate, CaError, issue_with_new_key, svid_from_leaf, verify_chain, verify_svid};
+use sigil_ca::{
+    CaCertificate, CaError, issue_with_new_key, svid_from_leaf, verify_chain, verify_svid,
+};
 use sigil_core::TrustDomain;
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::ParsedExtension;
@@ -18,18 +20,30 @@ use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER;
 /// An rcgen issuer for a Sigil signing CA, so that tests can sign leaves Sigil never would.
 fn rcgen_issuer(signing: &CaCertificate) -> Issuer<'static, KeyPair> {
     let (_, certificate) = x509_parser::parse_x509_certificate(signing.cert_der()).unwrap();
-    let common_name =
-        certificate.subject().iter_common_name().next().unwrap().as_str().unwrap().to_owned();
-    let extension =
-        certificate.get_extension_unique(&OID_X509_EXT_SUBJECT_KEY_IDENTIFIER).unwrap().unwrap();
+    let common_name = certificate
+        .subject()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let extension = certificate
+        .get_extension_unique(&OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+        .unwrap()
+        .unwrap();
     let ParsedExtension::SubjectKeyIdentifier(key_id) = extension.parsed_extension() else {
         panic!("unexpected subject key identifier content");
     };
 
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "Sigil");
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Sigil");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     params.key_identifier_method = KeyIdMethod::PreSpecified(key_id.0.to_vec());
     Issuer::new(params, KeyPair::from_pem(&signing.key_pem()).unwrap())
 }
@@ -38,13 +52,19 @@ fn rcgen_issuer(signing: &CaCertificate) -> Issuer<'static, KeyPair> {
 fn leaf_params(uris: &[&str], now: OffsetDateTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "Sigil");
-    params.subject_alt_names =
-        uris.iter().map(|uri| SanType::URI((*uri).try_into().unwrap())).collect();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Sigil");
+    params.subject_alt_names = uris
+        .iter()
+        .map(|uri| SanType::URI((*uri).try_into().unwrap()))
+        .collect();
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages =
-        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - Duration::minutes(1);
     params.not_after = now + Duration::hours(1);
@@ -90,7 +110,10 @@ impl Setup {
 #[test]
 fn crafted_profile_leaf_passes() {
     let setup = Setup::new();
-    let leaf = setup.sign(&leaf_params(&["spiffe://example.org/agents/alice"], setup.now));
+    let leaf = setup.sign(&leaf_params(
+        &["spiffe://example.org/agents/alice"],
+        setup.now,
+    ));
 
     let svid = setup.verify(&leaf).unwrap();
 
@@ -124,9 +147,14 @@ fn assert_uri_san_count(setup: &Setup, uris: &[&str]) {
         matches!(&shape_error, CaError::UriSanCount { uris } if *uris == expected),
         "{shape_error:?}"
     );
-    assert!(matches!(verify_error, CaError::UriSanCount { .. }), "{verify_error:?}");
     assert!(
-        shape_error.to_string().contains(&format!("found {}", uris.len())),
+        matches!(verify_error, CaError::UriSanCount { .. }),
+        "{verify_error:?}"
+    );
+    assert!(
+        shape_error
+            .to_string()
+            .contains(&format!("found {}", uris.len())),
         "{shape_error}"
     );
 }
@@ -135,7 +163,10 @@ fn assert_uri_san_count(setup: &Setup, uris: &[&str]) {
 fn rejects_two_spiffe_ids() {
     let setup = Setup::new();
 
-    assert_uri_san_count(&setup, &["spiffe://example.org/a", "spiffe://example.org/b"]);
+    assert_uri_san_count(
+        &setup,
+        &["spiffe://example.org/a", "spiffe://example.org/b"],
+    );
 }
 
 #[test]
@@ -191,8 +222,18 @@ fn assert_key_usage_rejected(usages: Vec<KeyUsagePurpose>, check: fn(&CaError) -
 #[test]
 fn rejects_key_cert_sign() {
     assert_key_usage_rejected(
-        vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign],
-        |error| matches!(error, CaError::ForbiddenKeyUsage { usage: "keyCertSign" }),
+        vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyCertSign,
+        ],
+        |error| {
+            matches!(
+                error,
+                CaError::ForbiddenKeyUsage {
+                    usage: "keyCertSign"
+                }
+            )
+        },
     );
 }
 
@@ -213,7 +254,9 @@ fn rejects_missing_digital_signature() {
 
 #[test]
 fn rejects_missing_key_usage() {
-    assert_key_usage_rejected(Vec::new(), |error| matches!(error, CaError::MissingKeyUsage));
+    assert_key_usage_rejected(Vec::new(), |error| {
+        matches!(error, CaError::MissingKeyUsage)
+    });
 }
 
 fn assert_invalid_spiffe_id(uri: &str) {
@@ -226,7 +269,10 @@ fn assert_invalid_spiffe_id(uri: &str) {
         matches!(&error, CaError::InvalidSpiffeId { uri: named, .. } if named == uri),
         "{uri}: {error:?}"
     );
-    assert!(error.to_string().contains("is not a valid SPIFFE ID"), "{error}");
+    assert!(
+        error.to_string().contains("is not a valid SPIFFE ID"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -262,9 +308,15 @@ fn rejects_other_trust_domain() {
 fn rejects_certificate_of_another_ca() {
     let setup = Setup::new();
     let other = Authority::new(&trust_domain(), setup.now);
-    let (issued, _) =
-        issue_with_new_key(&other.signing, &spiffe_id("/a"), Duration::hours(1), setup.now, &[], &[])
-            .unwrap();
+    let (issued, _) = issue_with_new_key(
+        &other.signing,
+        &spiffe_id("/a"),
+        Duration::hours(1),
+        setup.now,
+        &[],
+        &[],
+    )
+    .unwrap();
 
     let with_own_intermediate = verify_svid(
         &[issued.der.clone(), other.signing.cert_der().clone()],
@@ -435,7 +487,10 @@ fn rejects_invalid_trust_anchor() {
 
     let error = verify_chain(&setup.chain(&leaf), &[bad_root], setup.now).unwrap_err();
 
-    assert!(matches!(error, CaError::InvalidTrustAnchor { .. }), "{error:?}");
+    assert!(
+        matches!(error, CaError::InvalidTrustAnchor { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -446,14 +501,22 @@ fn rejects_garbage_leaf() {
     let shape_error = svid_from_leaf(&garbage, &trust_domain()).unwrap_err();
     let chain_error = verify_chain(&[garbage], &setup.roots(), setup.now).unwrap_err();
 
-    assert!(matches!(shape_error, CaError::MalformedCertificate { .. }), "{shape_error:?}");
-    assert!(matches!(chain_error, CaError::ChainInvalid { .. }), "{chain_error:?}");
+    assert!(
+        matches!(shape_error, CaError::MalformedCertificate { .. }),
+        "{shape_error:?}"
+    );
+    assert!(
+        matches!(chain_error, CaError::ChainInvalid { .. }),
+        "{chain_error:?}"
+    );
 }
 
 #[test]
 fn rejects_trailing_bytes_after_leaf() {
     let setup = Setup::new();
-    let mut leaf = setup.sign(&leaf_params(&["spiffe://example.org/a"], setup.now)).to_vec();
+    let mut leaf = setup
+        .sign(&leaf_params(&["spiffe://example.org/a"], setup.now))
+        .to_vec();
     leaf.push(0);
 
     let error = svid_from_leaf(&leaf, &trust_domain()).unwrap_err();
@@ -472,7 +535,10 @@ fn rejects_duplicate_key_usage() {
     let key_usage_oid = [2, 5, 29, 15];
     params
         .custom_extensions
-        .push(CustomExtension::from_oid_content(&key_usage_oid, vec![0x03, 0x02, 0x07, 0x80]));
+        .push(CustomExtension::from_oid_content(
+            &key_usage_oid,
+            vec![0x03, 0x02, 0x07, 0x80],
+        ));
     let leaf = setup.sign(&params);
 
     let error = svid_from_leaf(&leaf, &trust_domain()).unwrap_err();
@@ -492,7 +558,10 @@ fn rejects_unparsable_basic_constraints() {
     let basic_constraints_oid = [2, 5, 29, 19];
     params
         .custom_extensions
-        .push(CustomExtension::from_oid_content(&basic_constraints_oid, vec![0x01, 0x01, 0xff]));
+        .push(CustomExtension::from_oid_content(
+            &basic_constraints_oid,
+            vec![0x01, 0x01, 0xff],
+        ));
     let leaf = setup.sign(&params);
 
     let error = svid_from_leaf(&leaf, &trust_domain()).unwrap_err();
@@ -533,5 +602,8 @@ fn svid_from_leaf_checks_the_given_trust_domain() {
 
     let error = svid_from_leaf(&leaf, &other).unwrap_err();
 
-    assert!(matches!(error, CaError::ForeignTrustDomain { .. }), "{error:?}");
+    assert!(
+        matches!(error, CaError::ForeignTrustDomain { .. }),
+        "{error:?}"
+    );
 }

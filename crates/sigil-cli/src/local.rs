@@ -39,6 +39,7 @@ pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    initialise_if_missing(data_dir).await?;
     let config = data_dir
         .read_config()
         .context("cannot start the authority")?;
@@ -53,6 +54,28 @@ pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
     options.database_url = args.database_url;
 
     run_server(options, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Lets `sigil serve` run on a new machine: a missing or empty data directory is initialised
+/// with the default trust domain first, exactly as `sigil init` would.
+async fn initialise_if_missing(data_dir: &DataDir) -> anyhow::Result<()> {
+    let empty = match std::fs::read_dir(data_dir.root()) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", data_dir.root().display())),
+    };
+    if !empty {
+        return Ok(());
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let report = sigil_server::init::initialize(data_dir, sigil_server::init::DEFAULT_TRUST_DOMAIN, &[], now).await?;
+    eprintln!(
+        "initialised {} for trust domain {} (admin identity in {})",
+        data_dir.root().display(),
+        report.trust_domain,
+        data_dir.admin_cert().display()
+    );
     Ok(())
 }
 

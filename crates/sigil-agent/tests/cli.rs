@@ -8,7 +8,13 @@ fn missing_token_and_svid_is_explained() {
     let bundle = dir.path().join("bundle.pem");
     std::fs::write(&bundle, "").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_sigil-agent"))
-        .args(["run", "--once", "--server", "https://127.0.0.1:1", "--bundle"])
+        .args([
+            "run",
+            "--once",
+            "--server",
+            "https://127.0.0.1:1",
+            "--bundle",
+        ])
         .arg(&bundle)
         .arg("--out")
         .arg(dir.path().join("out"))

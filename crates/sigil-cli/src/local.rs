@@ -31,13 +31,14 @@ pub async fn init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
 }
 
 pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(url) = &args.database_url {
-        if !url.starts_with("sqlite:") {
-            // NOTE: PostgreSQL support is planned behind the same store interface.
-            bail!(
-                "unsupported --database-url scheme: only the embedded SQLite database is supported in this version"
-            );
-        }
+    // NOTE: PostgreSQL support is planned behind the same store interface.
+    if let Some(url) = &args.database_url
+        && !url.starts_with("sqlite:")
+    {
+        bail!(
+            "unsupported --database-url scheme: only the embedded SQLite database (sqlite:PATH) \
+             is supported in this version"
+        );
     }
     initialise_if_missing(data_dir).await?;
     let config = data_dir
@@ -63,13 +64,21 @@ async fn initialise_if_missing(data_dir: &DataDir) -> anyhow::Result<()> {
     let empty = match std::fs::read_dir(data_dir.root()) {
         Ok(mut entries) => entries.next().is_none(),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", data_dir.root().display())),
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot read {}", data_dir.root().display()));
+        }
     };
     if !empty {
         return Ok(());
     }
     let now = time::OffsetDateTime::now_utc();
-    let report = sigil_server::init::initialize(data_dir, sigil_server::init::DEFAULT_TRUST_DOMAIN, &[], now).await?;
+    let report = sigil_server::init::initialize(
+        data_dir,
+        sigil_server::init::DEFAULT_TRUST_DOMAIN,
+        &[],
+        now,
+    )
+    .await?;
     eprintln!(
         "initialised {} for trust domain {} (admin identity in {})",
         data_dir.root().display(),

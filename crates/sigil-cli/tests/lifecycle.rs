@@ -12,7 +12,11 @@ fn attest_renew_decommission() {
     let first = std::fs::read_to_string(out.join("svid.pem")).unwrap();
 
     let renewed = authority.agent_once(&out, None);
-    assert!(renewed.status.success(), "{}", String::from_utf8_lossy(&renewed.stderr));
+    assert!(
+        renewed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renewed.stderr)
+    );
     let second = std::fs::read_to_string(out.join("svid.pem")).unwrap();
     assert_ne!(first, second, "renewal must write a new certificate");
 
@@ -22,15 +26,26 @@ fn attest_renew_decommission() {
     assert_eq!(credentials.len(), 2);
     assert_eq!(credentials[0]["parent_serial"], credentials[1]["serial"]);
 
-    let decommissioned = authority.sigil_json(&["agent", "decommission", "crm-bot", "--reason", "retired"]);
+    let decommissioned =
+        authority.sigil_json(&["agent", "decommission", "crm-bot", "--reason", "retired"]);
     assert_eq!(decommissioned["status"], "decommissioned");
-    assert_eq!(decommissioned["revoked_serials"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        decommissioned["revoked_serials"].as_array().unwrap().len(),
+        2
+    );
 
     let refused = authority.agent_once(&out, None);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("revoked") || stderr.contains("decommissioned"), "{stderr}");
+    assert!(
+        stderr.contains("revoked") || stderr.contains("decommissioned"),
+        "{stderr}"
+    );
 
     let verify = authority.sigil(&["audit", "verify"]);
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }

@@ -89,16 +89,15 @@ fn caller_svid(parts: &Parts, state: &AppState) -> Result<LeafSvid, ApiError> {
 
 /// Rejects a certificate this authority recorded as revoked.
 async fn check_not_revoked(state: &AppState, svid: &LeafSvid) -> Result<(), ApiError> {
-    if let Some(credential) = state.store.credential(&svid.serial_hex).await? {
-        if credential.revoked_at_ms.is_some() {
-            return Err(ApiError::forbidden(
-                "certificate_revoked",
-                format!(
-                    "the client certificate (serial {}) is revoked",
-                    svid.serial_hex
-                ),
-            ));
-        }
+    let credential = state.store.credential(&svid.serial_hex).await?;
+    if credential.is_some_and(|c| c.revoked_at_ms.is_some()) {
+        return Err(ApiError::forbidden(
+            "certificate_revoked",
+            format!(
+                "the client certificate (serial {}) is revoked",
+                svid.serial_hex
+            ),
+        ));
     }
     Ok(())
 }

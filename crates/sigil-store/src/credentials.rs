@@ -105,7 +105,7 @@ impl Store {
 
         if let Some(successor) = successor_in(&mut tx, parent_serial).await? {
             if successor.public_key_fingerprint == credential.public_key_fingerprint {
-                return Ok(RenewOutcome::Retry(successor));
+                return Ok(RenewOutcome::Retry(Box::new(successor)));
             }
             let finding_id = record_fork(
                 &mut tx,

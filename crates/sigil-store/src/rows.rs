@@ -94,7 +94,7 @@ pub enum RenewOutcome {
     /// The new certificate was recorded as the successor of the presented one.
     Issued,
     /// The presented certificate already had this successor with the same public key: a retry.
-    Retry(CredentialRow),
+    Retry(Box<CredentialRow>),
     /// The presented certificate already had a successor with a different key: the agent is
     /// suspended and an `identity-fork` finding is open.
     Fork {

@@ -2,6 +2,12 @@
 //! directory, with helpers to run `sigil` and `sigil-agent` against it.
 
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness: a failed setup step fails the test"
+)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -31,7 +37,11 @@ pub fn agent_bin() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running authority; the process is killed on drop.
@@ -59,7 +69,11 @@ impl Authority {
             .arg(&data)
             .output()
             .unwrap();
-        assert!(init.status.success(), "sigil init failed: {}", String::from_utf8_lossy(&init.stderr));
+        assert!(
+            init.status.success(),
+            "sigil init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
 
         let port = free_port();
         let log = dir.path().join("serve.log");
@@ -84,7 +98,10 @@ impl Authority {
             .arg(format!("127.0.0.1:{}", self.port))
             .args(serve_args)
             .env("SIGIL_DATA_DIR", &self.data)
-            .env("SIGIL_LOG", "debug,sqlx=warn,hyper=info,rustls=info,h2=info")
+            .env(
+                "SIGIL_LOG",
+                "debug,sqlx=warn,hyper=info,rustls=info,h2=info",
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -177,7 +194,11 @@ impl Authority {
     /// Adds an owner and registers an agent under it.
     pub fn register(&self, owner: &str, agent: &str) {
         let owners = self.sigil_json(&["owner", "list"]);
-        let known = owners["owners"].as_array().unwrap().iter().any(|o| o["email"] == owner);
+        let known = owners["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["email"] == owner);
         if !known {
             self.sigil_ok(&["owner", "add", owner]);
         }
@@ -209,7 +230,11 @@ impl Authority {
         let token = self.token(agent);
         let out = self.dir.path().join(format!("agent-{agent}"));
         let output = self.agent_once(&out, Some(&token));
-        assert!(output.status.success(), "attestation failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "attestation failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         out
     }
 
@@ -225,13 +250,37 @@ impl Authority {
     }
 
     /// Sends a JSON request with curl; returns `(status, body)`.
-    pub fn request(&self, method: &str, path: &str, body: Option<&str>, identity: Option<(&Path, &Path)>) -> (u16, String) {
-        let mut args: Vec<String> = vec!["-s".into(), "-o".into(), "-".into(), "-w".into(), "\n%{http_code}".into(), "-X".into(), method.into()];
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        identity: Option<(&Path, &Path)>,
+    ) -> (u16, String) {
+        let mut args: Vec<String> = vec![
+            "-s".into(),
+            "-o".into(),
+            "-".into(),
+            "-w".into(),
+            "\n%{http_code}".into(),
+            "-X".into(),
+            method.into(),
+        ];
         if let Some((cert, key)) = identity {
-            args.extend(["--cert".into(), cert.display().to_string(), "--key".into(), key.display().to_string()]);
+            args.extend([
+                "--cert".into(),
+                cert.display().to_string(),
+                "--key".into(),
+                key.display().to_string(),
+            ]);
         }
         if let Some(body) = body {
-            args.extend(["-H".into(), "Content-Type: application/json".into(), "--data-binary".into(), body.into()]);
+            args.extend([
+                "-H".into(),
+                "Content-Type: application/json".into(),
+                "--data-binary".into(),
+                body.into(),
+            ]);
         }
         args.push(format!("{}{path}", self.url));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -243,17 +292,30 @@ impl Authority {
 
     /// Returns the number of audit events, read from the database file.
     pub fn audit_count(&self) -> i64 {
-        let output = Command::new("sqlite3").arg(self.database()).arg("SELECT COUNT(*) FROM audit_events").output();
+        let output = Command::new("sqlite3")
+            .arg(self.database())
+            .arg("SELECT COUNT(*) FROM audit_events")
+            .output();
         match output {
-            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().parse().unwrap(),
+            Ok(o) if o.status.success() => {
+                String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+            }
             _ => panic!("sqlite3 is needed by the tests (apt-get install sqlite3)"),
         }
     }
 
     /// Runs an SQL statement on the database file with the sqlite3 CLI; returns stdout.
     pub fn sql(&self, statement: &str) -> String {
-        let output = Command::new("sqlite3").arg(self.database()).arg(statement).output().expect("sqlite3 installed");
-        assert!(output.status.success(), "sqlite3 failed: {}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new("sqlite3")
+            .arg(self.database())
+            .arg(statement)
+            .output()
+            .expect("sqlite3 installed");
+        assert!(
+            output.status.success(),
+            "sqlite3 failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     }
 }
@@ -263,6 +325,150 @@ impl Drop for Authority {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+// Helpers of the interop and server tests: openssl, PEM chains and process signals.
+
+/// Runs `openssl ARGS` with `dir` as the working directory.
+pub fn openssl(dir: &Path, args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed by the tests (apt-get install openssl)")
+}
+
+/// Runs `openssl ARGS`, asserts success and returns stdout followed by stderr.
+pub fn openssl_ok(dir: &Path, args: &[&str]) -> String {
+    let output = openssl(dir, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "openssl {args:?} failed: {text}");
+    text
+}
+
+/// Returns the PEM blocks of `pem` in order, each from its BEGIN line to its END line.
+pub fn pem_blocks(pem: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in pem.lines() {
+        if line.starts_with("-----BEGIN ") {
+            current = Some(String::new());
+        }
+        if let Some(block) = current.as_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+        if line.starts_with("-----END ") {
+            blocks.extend(current.take());
+        }
+    }
+    blocks
+}
+
+/// Splits an SVID chain (leaf, then signing CA) into `<dir>/<prefix>-leaf.pem` and
+/// `<dir>/<prefix>-signing.pem`; returns both paths.
+pub fn split_chain(chain_pem: &str, dir: &Path, prefix: &str) -> (PathBuf, PathBuf) {
+    let blocks = pem_blocks(chain_pem);
+    assert_eq!(
+        blocks.len(),
+        2,
+        "an SVID chain has the leaf and the signing CA: {chain_pem}"
+    );
+    let leaf = dir.join(format!("{prefix}-leaf.pem"));
+    let signing = dir.join(format!("{prefix}-signing.pem"));
+    std::fs::write(&leaf, &blocks[0]).unwrap();
+    std::fs::write(&signing, &blocks[1]).unwrap();
+    (leaf, signing)
+}
+
+/// Generates an ECDSA P-256 key and a CSR for it with openssl in `dir`; returns the CSR PEM and
+/// the key path.
+pub fn openssl_csr(dir: &Path, name: &str) -> (String, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let output = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=x",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (std::fs::read_to_string(&csr).unwrap(), key)
+}
+
+/// Returns the serial of the first certificate in `cert` as lowercase hex, as openssl prints it.
+pub fn openssl_serial(cert: &Path) -> String {
+    let text = openssl_ok(
+        Path::new("."),
+        &[
+            "x509",
+            "-in",
+            &cert.display().to_string(),
+            "-noout",
+            "-serial",
+        ],
+    );
+    let serial = text
+        .trim()
+        .strip_prefix("serial=")
+        .unwrap_or_else(|| panic!("unexpected openssl output: {text}"));
+    serial.to_ascii_lowercase()
+}
+
+impl Authority {
+    /// Returns the process id of `sigil serve`.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// Sends `signal` (such as `TERM` or `INT`) to `sigil serve` and waits up to `timeout` for it
+    /// to exit. Returns the exit status and the time it took, or `None` if it was still running,
+    /// in which case it is killed.
+    pub fn stop_with_signal(
+        &mut self,
+        signal: &str,
+        timeout: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
+        let mut child = self.child.take().expect("server running");
+        let pid = child.id().to_string();
+        let sent = Instant::now();
+        let kill = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(kill.success(), "kill -{signal} {pid} failed");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some((status, sent.elapsed()));
+            }
+            if sent.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -49,3 +49,113 @@ fn attest_renew_decommission() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+#[test]
+fn admin_renews_own_certificate() {
+    let authority = Authority::start();
+    let dir = authority.dir.path();
+    let key = dir.join("new-admin.key");
+    let csr_path = dir.join("new-admin.csr");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=ignored",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr_path)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let csr = std::fs::read_to_string(&csr_path).unwrap();
+    let body = serde_json::json!({ "csr": csr }).to_string();
+
+    let (status, response) = authority.request(
+        "POST",
+        "/v1/admin/renew",
+        Some(&body),
+        Some((&authority.admin_cert(), &authority.admin_key())),
+    );
+    assert_eq!(status, 200, "{response}");
+    let response: serde_json::Value = serde_json::from_str(&response).unwrap();
+    assert_eq!(response["spiffe_id"], "spiffe://example.org/admin/root");
+
+    let chain = dir.join("new-admin.pem");
+    std::fs::write(&chain, response["svid"].as_str().unwrap()).unwrap();
+    let (status, listed) = authority.request("GET", "/v1/admin/agents", None, Some((&chain, &key)));
+    assert_eq!(
+        status, 200,
+        "the renewed admin certificate must work: {listed}"
+    );
+}
+
+#[test]
+fn serve_initialises_empty_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let port = common::free_port();
+    let mut child = std::process::Command::new(common::sigil_bin())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !data.join("bundle.pem").exists() || !healthy(&data, port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sigil serve did not start on an empty data directory"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let config = std::fs::read_to_string(data.join("config.json")).unwrap();
+    assert!(
+        config.contains("sigil.local"),
+        "default trust domain expected: {config}"
+    );
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn healthy(data: &std::path::Path, port: u16) -> bool {
+    std::process::Command::new("curl")
+        .arg("--cacert")
+        .arg(data.join("bundle.pem"))
+        .args(["-sf", &format!("https://localhost:{port}/healthz")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn postgres_url_is_rejected_clearly() {
+    let authority = Authority::start();
+    let output = authority.sigil(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:1",
+        "--database-url",
+        "postgres://localhost/sigil",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--database-url"), "{stderr}");
+}

@@ -12,14 +12,17 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use sigil_ca::CaCertificate;
+use sigil_ca::authority::CA_BACKDATE;
 use sigil_core::{AuditRecord, TrustDomain};
 use sigil_store::Store;
+use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::ServerError;
-use crate::authority::{Authority, SIGNING_LIFETIME};
+use crate::authority::{Authority, SIGNING_LIFETIME, to_time};
 use crate::clock::{Clock, unix_ms};
 use crate::crl::CrlCache;
 use crate::layout::{DataDir, write_atomic};
@@ -76,11 +79,18 @@ pub async fn serve(
         .map_err(|err| ServerError::Config(format!("config.json: {err}")))?;
     let now = options.clock.now();
 
-    let authority = Authority::load(&data_dir)?;
+    let mut authority = Authority::load(&data_dir)?;
     let store = match &options.database_url {
         Some(url) => Store::open_url(url).await?,
         None => Store::open(&data_dir.database()).await?,
     };
+    // A signing CA that expired or came due while the authority was stopped cannot issue the
+    // serving certificate, so it is replaced first.
+    if rotation_due(&authority.signing, options.signing_ca_lifetime, now) {
+        let next = authority.rotate(&data_dir, &trust_domain, now, options.signing_ca_lifetime)?;
+        record_rotation(&store, &authority, &next, now).await?;
+        authority = next;
+    }
     let (chain, key) =
         issue_serving_certificate(&authority, &trust_domain, &config.extra_sans, now)?;
     write_atomic(&data_dir.server_key(), key.as_bytes(), true)?;
@@ -131,6 +141,10 @@ async fn accept_loop(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let graceful = GracefulShutdown::new();
+    // Tells connections still in the TLS handshake to close at shutdown. `graceful` only covers
+    // connections that reached HTTP, so without this a client that never finishes its handshake
+    // would hold shutdown for up to HANDSHAKE_TIMEOUT.
+    let (stopping_sender, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
 
     loop {
@@ -148,10 +162,13 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, acceptor, app, watcher).await;
+            serve_connection(stream, peer, acceptor, app, watcher, stopping).await;
         });
     }
+
+    let _ = stopping_sender.send(true);
 
     tracing::info!(
         open_connections = graceful.count(),
@@ -171,9 +188,18 @@ async fn serve_connection(
     acceptor: TlsAcceptor,
     app: Router,
     watcher: hyper_util::server::graceful::Watcher,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    let handshake = tokio::select! {
+        result = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => result,
+        // Fires once the accept loop has stopped: the value changes, or the sender is dropped.
+        _ = stopping.changed() => {
+            tracing::debug!(%peer, "shutting down; closing a connection before its TLS handshake finished");
+            return;
+        }
+    };
+    let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(err)) => {
             tracing::info!(%peer, error = %err, "TLS handshake failed");
@@ -232,7 +258,19 @@ async fn run_background_tasks(
     }
 }
 
-/// Replaces the signing CA once it is past half its lifetime. The root, and so the trust bundle,
+/// Returns true when `signing` should be replaced: half of its lifetime has passed, or it is
+/// valid for longer than `lifetime`, which happens when `--signing-ca-lifetime` was lowered since
+/// it was made.
+///
+/// The lifetime is counted from issuance, `CA_BACKDATE` after notBefore, because counting the
+/// backdating would make a short-lived CA due at once, and so replaced at every check.
+fn rotation_due(signing: &CaCertificate, lifetime: Duration, now: OffsetDateTime) -> bool {
+    let issued_at = (signing.not_before() + CA_BACKDATE).min(signing.not_after());
+    let half_life = issued_at + (signing.not_after() - issued_at) / 2;
+    now >= half_life || signing.not_after() - now > to_time(lifetime)
+}
+
+/// Replaces the signing CA when [`rotation_due`] returns true. The root, and so the trust bundle,
 /// stay the same; certificates issued under the previous signing CA stay valid until they expire.
 async fn rotate_if_due(
     state: &AppState,
@@ -242,7 +280,7 @@ async fn rotate_if_due(
 ) -> Result<(), ServerError> {
     let now = options.clock.now();
     let current = state.authority.load_full();
-    if !current.signing.is_past_half_life(now) {
+    if !rotation_due(&current.signing, options.signing_ca_lifetime, now) {
         return Ok(());
     }
 
@@ -256,7 +294,20 @@ async fn rotate_if_due(
     write_atomic(&options.data_dir.server_key(), key.as_bytes(), true)?;
     write_atomic(&options.data_dir.server_cert(), chain.as_bytes(), false)?;
     serving.replace(&chain, &key)?;
+    record_rotation(&state.store, &current, &next, now).await?;
 
+    state.authority.store(Arc::new(next));
+    let authority = state.authority.load();
+    state.crl.refresh(&state.store, &authority, now).await
+}
+
+/// Audits and logs the replacement of `previous`'s signing CA by `next`'s.
+async fn record_rotation(
+    store: &Store,
+    previous: &Authority,
+    next: &Authority,
+    now: OffsetDateTime,
+) -> Result<(), ServerError> {
     let record = AuditRecord {
         at_ms: unix_ms(now),
         actor: "system".into(),
@@ -264,16 +315,13 @@ async fn rotate_if_due(
         subject: next.signing.serial_hex().to_owned(),
         outcome: "success".into(),
         details: json!({
-            "previous_serial": current.signing.serial_hex(),
+            "previous_serial": previous.signing.serial_hex(),
             "serial": next.signing.serial_hex(),
             "not_after": crate::clock::rfc3339(next.signing.not_after()),
         })
         .to_string(),
     };
-    state.store.record_audit(record).await?;
-    tracing::info!(previous = %current.signing.serial_hex(), serial = %next.signing.serial_hex(), "signing CA rotated");
-
-    state.authority.store(Arc::new(next));
-    let authority = state.authority.load();
-    state.crl.refresh(&state.store, &authority, now).await
+    store.record_audit(record).await?;
+    tracing::info!(previous = %previous.signing.serial_hex(), serial = %next.signing.serial_hex(), "signing CA rotated");
+    Ok(())
 }

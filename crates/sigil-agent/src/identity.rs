@@ -10,12 +10,27 @@ use crate::AgentError;
 use crate::files::OutputDir;
 
 /// What one run needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     pub server: String,
     pub bundle_pem: String,
     pub join_token: Option<String>,
     pub out: OutputDir,
+}
+
+/// Shows whether a join token is set, never the token itself.
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("server", &self.server)
+            .field("bundle_pem_len", &self.bundle_pem.len())
+            .field(
+                "join_token",
+                &self.join_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("out", &self.out)
+            .finish()
+    }
 }
 
 /// What a run did.

@@ -78,7 +78,7 @@ pub async fn owner(global: &GlobalArgs, command: OwnerCommand) -> anyhow::Result
             output::print(json, &owner, || format!("owner {} added", owner.email))
         }
         OwnerCommand::Depart { email, json } => {
-            let path = format!("/v1/admin/owners/{}/depart", path_segment(&email));
+            let path = format!("/v1/admin/owners/{}/depart", path_segment(&email)?);
             let owner: OwnerView = post(&client, &path, &json!({})).await?;
             output::print(json, &owner, || format!("owner {} departed", owner.email))
         }
@@ -118,7 +118,7 @@ pub async fn agent(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result
         }
         AgentCommand::Show { name, json } => {
             let detail: AgentDetail = client
-                .get_json(&format!("/v1/admin/agents/{}", path_segment(&name)))
+                .get_json(&format!("/v1/admin/agents/{}", path_segment(&name)?))
                 .await?;
             output::print(json, &detail, || output::agent_detail(&detail))
         }
@@ -130,7 +130,7 @@ pub async fn agent(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result
             entitlement,
             json,
         } => {
-            let path = format!("/v1/admin/agents/{}/grants", path_segment(&name));
+            let path = format!("/v1/admin/agents/{}/grants", path_segment(&name)?);
             let detail: AgentDetail = post(
                 &client,
                 &path,
@@ -147,7 +147,7 @@ pub async fn agent(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result
 }
 
 async fn status_change(client: &SigilClient, action: &str, args: StatusArgs) -> anyhow::Result<()> {
-    let path = format!("/v1/admin/agents/{}/{action}", path_segment(&args.name));
+    let path = format!("/v1/admin/agents/{}/{action}", path_segment(&args.name)?);
     let response: StatusChangeResponse = post(
         client,
         &path,
@@ -209,12 +209,14 @@ pub async fn findings(global: &GlobalArgs, args: FindingsArgs) -> anyhow::Result
     output::print(args.json, &list, || output::findings_table(&list.findings))
 }
 
-/// Percent-encodes a value for use as one URL path segment.
-fn path_segment(value: &str) -> String {
-    // `.` and `..` would be resolved by the URL parser; encoded, they reach the server, which
-    // rejects them as names.
+/// Percent-encodes a name or e-mail address for use as one URL path segment.
+///
+/// The HTTP client's URL parser resolves `.` and `..` segments even when they are written as
+/// `%2E` and `%2E%2E`. Such a value would reach another route, not the server's name check,
+/// so it is rejected here.
+fn path_segment(value: &str) -> anyhow::Result<String> {
     if value == "." || value == ".." {
-        return value.replace('.', "%2E");
+        bail!("invalid name `{value}`: a name cannot be `.` or `..`");
     }
     let mut encoded = String::with_capacity(value.len());
     for byte in value.bytes() {
@@ -224,5 +226,5 @@ fn path_segment(value: &str) -> String {
             encoded.push_str(&format!("%{byte:02X}"));
         }
     }
-    encoded
+    Ok(encoded)
 }

@@ -27,9 +27,15 @@ impl SvidLifetime {
         Ok(Self(duration))
     }
 
-    /// Parses a duration such as `15m` and checks its range.
+    /// Parses a duration such as `15m` and checks its range. An error quotes `value` as given.
     pub fn parse(value: &str) -> Result<Self, CoreError> {
-        Self::new(parse_duration(value)?)
+        Self::new(parse_duration(value)?).map_err(|err| match err {
+            CoreError::InvalidDuration { reason, .. } => CoreError::InvalidDuration {
+                value: value.chars().take(60).collect(),
+                reason,
+            },
+            other => other,
+        })
     }
 
     /// Returns the lifetime.

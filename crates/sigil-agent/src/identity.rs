@@ -142,3 +142,21 @@ pub fn validity(chain_pem: &str) -> Result<(OffsetDateTime, OffsetDateTime), Age
         cert.validity().not_after.to_datetime(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_join_token() {
+        let options = RunOptions {
+            server: "https://127.0.0.1:8443".into(),
+            bundle_pem: String::new(),
+            join_token: Some("sigil_jt_secret-value".into()),
+            out: OutputDir::new("/tmp/out"),
+        };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("secret-value"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}

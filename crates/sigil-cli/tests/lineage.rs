@@ -267,7 +267,6 @@ fn decommission_blocks_renewal_and_burns_tokens() {
 }
 
 #[test]
-#[ignore = "product gap: attesting an active agent again starts a second live line and leaves the first one live and renewable"]
 fn reattestation_keeps_one_live_line() {
     let authority = Authority::start();
     let first = authority.enrolled_agent(OWNER, AGENT);

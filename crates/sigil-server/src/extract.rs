@@ -87,10 +87,18 @@ fn caller_svid(parts: &Parts, state: &AppState) -> Result<LeafSvid, ApiError> {
     })
 }
 
-/// Rejects a certificate this authority recorded as revoked.
-async fn check_not_revoked(state: &AppState, svid: &LeafSvid) -> Result<(), ApiError> {
-    let credential = state.store.credential(&svid.serial_hex).await?;
-    if credential.is_some_and(|c| c.revoked_at_ms.is_some()) {
+/// Rejects a certificate this authority did not record, or recorded as revoked.
+async fn check_issued_and_live(state: &AppState, svid: &LeafSvid) -> Result<(), ApiError> {
+    let Some(credential) = state.store.credential(&svid.serial_hex).await? else {
+        return Err(ApiError::forbidden(
+            "unknown_certificate",
+            format!(
+                "the client certificate (serial {}) was not issued by this authority",
+                svid.serial_hex
+            ),
+        ));
+    };
+    if credential.revoked_at_ms.is_some() {
         return Err(ApiError::forbidden(
             "certificate_revoked",
             format!(
@@ -127,7 +135,7 @@ impl FromRequestParts<AppState> for AdminCaller {
                 ));
             }
         }
-        check_not_revoked(state, &svid).await?;
+        check_issued_and_live(state, &svid).await?;
         Ok(Self { svid })
     }
 }
@@ -154,16 +162,7 @@ impl FromRequestParts<AppState> for AgentCaller {
                 format!("`{}` is not an agent identity", svid.spiffe_id),
             ));
         };
-        if state.store.credential(&svid.serial_hex).await?.is_none() {
-            return Err(ApiError::forbidden(
-                "unknown_certificate",
-                format!(
-                    "the client certificate (serial {}) was not issued by this authority",
-                    svid.serial_hex
-                ),
-            ));
-        }
-        check_not_revoked(state, &svid).await?;
+        check_issued_and_live(state, &svid).await?;
         Ok(Self { name, svid })
     }
 }

@@ -41,7 +41,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const CRL_REFRESH: Duration = Duration::from_secs(15 * 60);
 
 /// Settings of one `sigil serve` run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     pub data_dir: DataDir,
     /// Lifetime of each new signing CA; it is replaced at half-life.
@@ -52,6 +52,21 @@ pub struct ServeOptions {
     pub database_url: Option<String>,
     /// Time source; tests advance it.
     pub clock: Clock,
+}
+
+/// Shows every setting except the database URL, which may carry a password.
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("data_dir", &self.data_dir)
+            .field("signing_ca_lifetime", &self.signing_ca_lifetime)
+            .field("rotation_check_interval", &self.rotation_check_interval)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServeOptions {

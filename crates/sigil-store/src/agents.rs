@@ -198,17 +198,7 @@ async fn revoke_everything(
     reason: &str,
     now_ms: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let serials: Vec<String> = sqlx::query_scalar(
-        "UPDATE credentials SET revoked_at = ?, revoke_reason = ?
-         WHERE agent = ? AND revoked_at IS NULL AND expires_at > ?
-         RETURNING serial",
-    )
-    .bind(now_ms)
-    .bind(reason)
-    .bind(agent)
-    .bind(now_ms)
-    .fetch_all(&mut *conn)
-    .await?;
+    let serials = crate::credentials::revoke_live(conn, agent, reason, now_ms).await?;
 
     sqlx::query("UPDATE join_tokens SET used_at = ? WHERE agent = ? AND used_at IS NULL")
         .bind(now_ms)
@@ -216,14 +206,11 @@ async fn revoke_everything(
         .execute(&mut *conn)
         .await?;
 
-    if !serials.is_empty() {
-        crate::credentials::bump_counter(conn, crate::credentials::CRL_NUMBER).await?;
-    }
     Ok(serials)
 }
 
 /// Adds the revoked serials to an audit event's JSON details.
-fn with_revoked(details: &str, revoked: &[String]) -> String {
+pub(crate) fn with_revoked(details: &str, revoked: &[String]) -> String {
     if revoked.is_empty() {
         return details.to_owned();
     }

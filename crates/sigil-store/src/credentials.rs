@@ -59,12 +59,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
 
+        // A new attestation starts a new line, so the previous one is cut off: one agent has one
+        // live line of certificates.
+        let superseded =
+            revoke_live(&mut tx, &agent, "superseded by a new attestation", now_ms).await?;
         insert_credential(&mut tx, credential).await?;
+        let mut record = record;
+        record.details = crate::agents::with_revoked(&record.details, &superseded);
         audit::append(&mut tx, record).await?;
         tx.commit().await?;
 
         Ok(AttestOutcome {
             agent: self.agent(&agent).await?,
+            revoked_serials: superseded,
         })
     }
 
@@ -256,6 +263,31 @@ async fn insert_credential(
         other => StoreError::Database(other),
     })?;
     Ok(())
+}
+
+/// Revokes the agent's unexpired credentials; returns their serials and bumps the CRL number.
+pub(crate) async fn revoke_live(
+    conn: &mut SqliteConnection,
+    agent: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<Vec<String>, StoreError> {
+    let serials: Vec<String> = sqlx::query_scalar(
+        "UPDATE credentials SET revoked_at = ?, revoke_reason = ?
+         WHERE agent = ? AND revoked_at IS NULL AND expires_at > ?
+         RETURNING serial",
+    )
+    .bind(now_ms)
+    .bind(reason)
+    .bind(agent)
+    .bind(now_ms)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    if !serials.is_empty() {
+        bump_counter(conn, CRL_NUMBER).await?;
+    }
+    Ok(serials)
 }
 
 pub(crate) async fn bump_counter(

@@ -86,6 +86,8 @@ pub struct NewCredential {
 #[derive(Debug, Clone)]
 pub struct AttestOutcome {
     pub agent: AgentRow,
+    /// Serials of the agent's previous line, revoked because this attestation replaces it.
+    pub revoked_serials: Vec<String>,
 }
 
 /// The result of a renewal attempt that reached the registry.

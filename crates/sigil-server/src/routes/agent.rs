@@ -59,14 +59,25 @@ pub(super) async fn attest(
         .to_string(),
     };
     let credential = new_credential(&state, &spiffe_id, &agent.name, &issued, None);
-    match state
+    let outcome = match state
         .store
         .complete_attestation(&hash, &credential, now_ms, record)
         .await
     {
-        Ok(_) => {}
+        Ok(outcome) => outcome,
         Err(StoreError::Rejected(message)) => return Err(invalid_token(&message)),
         Err(other) => return Err(other.into()),
+    };
+    if !outcome.revoked_serials.is_empty() {
+        tracing::info!(
+            agent = %agent.name,
+            revoked = outcome.revoked_serials.len(),
+            "new attestation replaced the previous certificate line"
+        );
+        let authority = state.authority.load();
+        if let Err(err) = state.crl.refresh(&state.store, &authority, now).await {
+            tracing::error!(error = %err, agent = %agent.name, "failed to regenerate the CRL after a revocation");
+        }
     }
 
     metrics::issuance();

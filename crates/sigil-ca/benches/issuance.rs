@@ -8,8 +8,7 @@
 //!
 //! Run with `cargo bench -p sigil-ca --bench issuance`.
 
-// A benchmark has no error path to report to: any failure aborts it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, reason = "a benchmark aborts on any failure")]
 
 use std::hint::black_box;
 

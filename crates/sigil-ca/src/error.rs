@@ -222,6 +222,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_is_send_sync_static() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+        assert_send_sync::<CaError>();
+    }
+
+    #[test]
     fn uri_san_count_lists_the_uris() {
         let error = CaError::UriSanCount {
             uris: vec!["spiffe://a/b".to_owned(), "https://c".to_owned()],

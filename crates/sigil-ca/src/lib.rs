@@ -2,7 +2,7 @@
 //! rules that every verification path of Sigil applies to an SVID.
 //!
 //! The authority trusts nothing in a CSR except its public key: [`csr::check_csr`] proves that
-//! the requester holds the private key and extracts the key, and [`issue::issue_svid`] builds
+//! the requester possesses the private key and extracts the key, and [`issue::issue_svid`] builds
 //! the certificate from the authority's own inputs. [`verify`] is the one rule set for reading
 //! an SVID back, used by the TLS verifier, the parsers and any later gateway.
 //!

@@ -1,7 +1,8 @@
 //! PEM encoding (RFC 7468) of certificates and private keys.
 //!
 //! Sigil encodes PEM itself so that a private key's text is written straight into one
-//! [`Zeroizing`] buffer, with no intermediate copies left behind in freed memory.
+//! [`Zeroizing`] heap buffer that never reallocates, so no partial copy is left in freed heap
+//! memory.
 
 use zeroize::Zeroizing;
 
@@ -61,7 +62,7 @@ fn push_base64(out: &mut String, bytes: &[u8]) {
         let byte_at = |index: usize| u32::from(group.get(index).copied().unwrap_or(0));
         let bits = (byte_at(0) << 16) | (byte_at(1) << 8) | byte_at(2);
 
-        // A group of n bytes yields n + 1 significant characters, the rest is `=` padding.
+        // A group of n bytes yields n + 1 significant characters, and `=` pads the rest.
         let significant = group.len() + 1;
         for (position, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if position < significant {

@@ -54,10 +54,11 @@ impl Validity {
 
 /// Converts `time` to UTC and drops its fraction of a second.
 ///
-/// rcgen writes the calendar fields of the time it is given without converting the offset, and
-/// drops sub-second precision itself, so times are normalised here to keep the values Sigil
-/// reports equal to the ones in the certificate. Times before 1970 are rejected because
-/// webpki cannot verify against them.
+/// rcgen 0.14 chooses between UTCTime and GeneralizedTime by the year in the time's own offset,
+/// and yasna then converts to UTC and panics when that year does not fit UTCTime (a time just
+/// before 2050 in a negative offset). rcgen also drops the fraction of a second, so dropping it
+/// here keeps the times Sigil reports equal to those in the certificate. Times before 1970 are
+/// rejected because webpki cannot verify against them and yasna panics on negative years.
 pub(crate) fn to_certificate_time(time: OffsetDateTime) -> Result<OffsetDateTime, CaError> {
     let utc = time.to_offset(UtcOffset::UTC);
     let whole_seconds = utc - Duration::nanoseconds(i64::from(utc.nanosecond()));

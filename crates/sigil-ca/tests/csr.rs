@@ -1,5 +1,12 @@
 //! `check_csr`: which CSRs are accepted, and the error each rejected CSR gets.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use common::der::{self, SignedParts};

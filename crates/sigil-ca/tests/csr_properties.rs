@@ -1,6 +1,13 @@
 //! Property tests: `check_csr` never panics on hostile input, and a mutated CSR is either
 //! rejected or yields the original key.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -9,7 +16,7 @@ use common::{TestKey, csr_der};
 use proptest::prelude::*;
 use sigil_ca::check_csr;
 
-/// One valid DER CSR per supported key type, created once.
+/// Returns one valid DER CSR per supported key type, created once.
 fn valid_csrs() -> &'static [Vec<u8>] {
     static CSRS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     CSRS.get_or_init(|| {

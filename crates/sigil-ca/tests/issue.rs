@@ -1,6 +1,13 @@
 //! `issue_svid` and `issue_with_new_key`: the profile of issued X.509-SVIDs, checked with
 //! x509-parser, OpenSSL, the `spiffe` crate and Sigil's own verifier.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use std::net::IpAddr;
@@ -77,7 +84,7 @@ fn issue(
 }
 
 #[test]
-fn issued_svid_has_one_uri_san_and_sigil_subject() {
+fn svid_names_and_subject() {
     let now = now();
     let authority = Authority::new(&trust_domain(), now);
     let id = spiffe_id("/agents/alice");
@@ -100,7 +107,7 @@ fn issued_svid_has_one_uri_san_and_sigil_subject() {
 }
 
 #[test]
-fn issued_svid_is_an_end_entity_with_critical_digital_signature() {
+fn svid_is_end_entity_for_signing() {
     let now = now();
     let authority = Authority::new(&trust_domain(), now);
 
@@ -122,7 +129,7 @@ fn issued_svid_is_an_end_entity_with_critical_digital_signature() {
 }
 
 #[test]
-fn issued_svid_has_server_and_client_auth() {
+fn svid_has_server_and_client_auth() {
     let now = now();
     let authority = Authority::new(&trust_domain(), now);
 
@@ -133,13 +140,15 @@ fn issued_svid_has_server_and_client_auth() {
     assert!(eku.server_auth);
     assert!(eku.client_auth);
     assert!(!eku.any);
-    assert!(!eku.code_signing && !eku.email_protection && !eku.time_stamping);
+    assert!(!eku.code_signing);
+    assert!(!eku.email_protection);
+    assert!(!eku.time_stamping);
     assert!(!eku.ocsp_signing);
     assert!(eku.other.is_empty());
 }
 
 #[test]
-fn issued_svid_names_the_signing_key() {
+fn svid_names_signing_key() {
     let now = now();
     let authority = Authority::new(&trust_domain(), now);
 
@@ -168,7 +177,7 @@ fn issued_svid_names_the_signing_key() {
 }
 
 #[test]
-fn issued_svid_has_exactly_the_expected_extensions() {
+fn svid_has_expected_extensions() {
     let now = now();
     let authority = Authority::new(&trust_domain(), now);
 
@@ -232,6 +241,22 @@ fn validity_is_backdated_and_whole_seconds() {
     assert_eq!(
         certificate.validity().not_after.to_datetime(),
         issued.not_after
+    );
+}
+
+#[test]
+fn validity_crossing_2050_in_local_offset() {
+    // 2049 in the local offset, but 2050 in UTC, so the times need GeneralizedTime.
+    let now = datetime!(2049-12-31 22:00:00 -05:00);
+    let authority = Authority::new(&trust_domain(), now);
+
+    let (issued, _) = issue(&authority, TestKey::P256, &spiffe_id("/a"), now);
+
+    assert_eq!(issued.not_before, datetime!(2050-01-01 02:59:30 UTC));
+    let certificate = parse(&issued.der);
+    assert_eq!(
+        certificate.validity().not_before.to_datetime(),
+        issued.not_before
     );
 }
 
@@ -311,7 +336,7 @@ fn non_positive_lifetime_fails() {
 }
 
 #[test]
-fn issued_spki_equals_csr_spki_for_every_key_type() {
+fn svid_spki_equals_csr_spki() {
     let now = now();
     let authority = Authority::new(&trust_domain(), now);
 

@@ -1,6 +1,13 @@
 //! `svid_from_leaf`, `verify_chain` and `verify_svid`: each shape rule and chain failure, on
 //! leaves crafted with rcgen and signed by a Sigil signing CA.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use common::{Authority, TRUST_DOMAIN, spiffe_id, trust_domain};
@@ -17,7 +24,8 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER;
 
-/// An rcgen issuer for a Sigil signing CA, so that tests can sign leaves Sigil never would.
+/// Builds an rcgen issuer for a Sigil signing CA, so that tests can sign leaves Sigil never
+/// would.
 fn rcgen_issuer(signing: &CaCertificate) -> Issuer<'static, KeyPair> {
     let (_, certificate) = x509_parser::parse_x509_certificate(signing.cert_der()).unwrap();
     let common_name = certificate

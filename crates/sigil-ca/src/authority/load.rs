@@ -9,7 +9,7 @@ use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 use crate::{CaError, serial, x509};
 
-/// What Sigil reads from a CA certificate before signing with it.
+/// Facts of a CA certificate that signing with it requires.
 pub(crate) struct CaFacts {
     pub(crate) subject: DistinguishedName,
     pub(crate) common_name: String,
@@ -137,7 +137,7 @@ fn dn_type(attribute: &AttributeTypeAndValue<'_>) -> Result<DnType, CaError> {
 
 fn dn_value(attribute: &AttributeTypeAndValue<'_>) -> Result<DnValue, CaError> {
     let value = attribute.attr_value();
-    let data = value.data.as_ref();
+    let data = value.data;
     let unsupported = || invalid("its subject has a value with an unsupported string encoding");
     let text = || std::str::from_utf8(data).map_err(|_| unsupported());
 

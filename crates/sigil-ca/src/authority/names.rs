@@ -16,7 +16,7 @@ pub(crate) fn root_name(trust_domain: &TrustDomain) -> DistinguishedName {
 
 /// Returns `O=Sigil, CN=Sigil signing CA <trust domain> <suffix>`.
 ///
-/// The suffix tells successive signing CAs of one trust domain apart.
+/// The suffix distinguishes successive signing CAs of one trust domain.
 pub(crate) fn signing_name(trust_domain: &TrustDomain, suffix: &str) -> DistinguishedName {
     sigil_name(&common_name(
         "Sigil signing CA ",

@@ -165,7 +165,7 @@ fn other_algorithm_name(algorithm: &Oid<'_>) -> String {
     }
 }
 
-/// Returns the dotted form of `oid`, followed by its short name when x509-parser knows it.
+/// Returns the dotted form of `oid`, followed by its short name when x509-parser's OID registry has one.
 pub(super) fn describe_oid(oid: &Oid<'_>) -> String {
     match oid2sn(oid, oid_registry()) {
         Ok(short_name) => format!("{oid} ({short_name})"),

@@ -1,7 +1,7 @@
 //! Checking certificate signing requests (PKCS#10, RFC 2986) from untrusted clients.
 //!
 //! Sigil takes exactly one thing from a CSR: its public key, after proving with the CSR's
-//! self-signature that the requester holds the matching private key. The subject, requested
+//! self-signature that the requester possesses the matching private key. The subject, requested
 //! extensions, SANs and CA flag are ignored by design, because the authority decides every
 //! field of the certificate it issues.
 
@@ -41,12 +41,12 @@ const ED25519_KEY_LEN: usize = 32;
 ///
 /// # Errors
 ///
-/// [`CaError::MalformedCsr`] or [`CaError::CsrTooLarge`] for input that is not one CSR,
-/// [`CaError::UnsupportedKeyType`] naming a rejected key type,
-/// [`CaError::InvalidPublicKey`] for a key that is not in canonical form,
-/// [`CaError::UnsupportedSignatureAlgorithm`] or [`CaError::SignatureAlgorithmMismatch`]
-/// for a signature algorithm Sigil does not verify for that key, and
-/// [`CaError::CsrSignatureInvalid`] when the self-signature does not verify.
+/// - [`CaError::MalformedCsr`] or [`CaError::CsrTooLarge`]: the input is not one CSR.
+/// - [`CaError::UnsupportedKeyType`]: the key type is rejected, and the error names it.
+/// - [`CaError::InvalidPublicKey`]: the key is not in canonical form.
+/// - [`CaError::UnsupportedSignatureAlgorithm`] or [`CaError::SignatureAlgorithmMismatch`]:
+///   Sigil does not verify that signature algorithm for that key.
+/// - [`CaError::CsrSignatureInvalid`]: the self-signature does not verify.
 pub fn check_csr(input: &[u8]) -> Result<CsrPublicKey, CaError> {
     let der = input::decode(input)?;
     let request = input::parse(&der)?;

@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_scheme_has_an_algorithm_for_its_key_types() {
+    fn schemes_cover_their_key_types() {
         let rsa = KeyType::Rsa { bits: 2048 };
         let pairs = [
             (Scheme::EcdsaSha256, KeyType::P256),

@@ -20,12 +20,15 @@ mod owners;
 mod rows;
 mod tokens;
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use agents::Transition;
 pub use error::StoreError;
@@ -45,6 +48,36 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Serialises this process's writers. SQLite allows one writer at a time anyway, and
+    /// queueing here replaces its busy-timeout polling, which sleeps up to 100 ms per retry and
+    /// so dominated tail latency under concurrent renewals.
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// A write transaction that holds the process-wide write lock until it ends.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -77,12 +110,17 @@ impl Store {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         tracing::debug!("database opened and migrated");
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        })
     }
 
     /// Starts a write transaction that holds SQLite's write lock from its first statement.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn write(&self) -> Result<WriteTx, StoreError> {
+        let guard = self.write_lock.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _guard: guard })
     }
 
     /// Closes every connection, flushing the write-ahead log.

@@ -131,6 +131,26 @@ pub fn expiry(chain_pem: &str) -> Result<OffsetDateTime, AgentError> {
     validity(chain_pem).map(|(_, not_after)| not_after)
 }
 
+/// Returns the SPIFFE ID (the URI SAN) of the first certificate in a PEM chain.
+pub fn spiffe_id_of(chain_pem: &str) -> Result<String, AgentError> {
+    let invalid = |detail: String| AgentError::Crypto(format!("cannot read the SVID: {detail}"));
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem.as_bytes())
+        .map_err(|err| invalid(err.to_string()))?;
+    let cert = Pem::parse_x509(&pem).map_err(|err| invalid(err.to_string()))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|err| invalid(err.to_string()))?
+        .ok_or_else(|| invalid("no subject alternative name".into()))?;
+    san.value
+        .general_names
+        .iter()
+        .find_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .ok_or_else(|| invalid("no URI SAN".into()))
+}
+
 /// Returns the NotBefore and NotAfter of the first certificate in a PEM chain.
 pub fn validity(chain_pem: &str) -> Result<(OffsetDateTime, OffsetDateTime), AgentError> {
     let invalid = |detail: String| AgentError::Crypto(format!("cannot read the SVID: {detail}"));

@@ -7,9 +7,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod daemon;
 mod error;
 pub mod files;
 pub mod identity;
+pub mod mtls;
+pub mod workload;
 
 pub use error::AgentError;
 pub use identity::{Outcome, RunOptions, obtain_svid};

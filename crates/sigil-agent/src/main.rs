@@ -1,18 +1,20 @@
-//! `sigil-agent`: keeps an agent's X.509-SVID fresh on disk.
+//! `sigil-agent`: keeps an agent's X.509-SVID fresh on disk and serves the Workload API.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use sigil_agent::daemon::{DaemonOptions, run_daemon, socket_path};
 use sigil_agent::files::OutputDir;
-use sigil_agent::identity::validity;
+use sigil_agent::workload::{JwtSource, WorkloadApiServer, serve_workload_api};
 use sigil_agent::{Outcome, RunOptions, obtain_svid};
-use time::OffsetDateTime;
+use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 /// The daemon beside each agent: attests with a join token, renews at half-life over mutual TLS
-/// with a fresh key, and writes svid.pem, svid.key and bundle.pem atomically.
+/// with a fresh key, writes svid.pem, svid.key and bundle.pem atomically, and serves the SPIFFE
+/// Workload API on a Unix socket.
 #[derive(Parser)]
 #[command(name = "sigil-agent", version)]
 struct Cli {
@@ -44,11 +46,14 @@ struct RunArgs {
     #[arg(long)]
     out: PathBuf,
 
-    /// Path of the Workload API socket.
-    // NOTE: the Workload API is not served yet; the option is accepted so that the command line
-    // stays stable.
-    #[arg(long, env = "SPIFFE_ENDPOINT_SOCKET")]
+    /// Path of the Workload API Unix socket (default: $SPIFFE_ENDPOINT_SOCKET; none if unset).
+    #[arg(long)]
     socket: Option<PathBuf>,
+
+    /// Shell command run after each rotation, with SIGIL_SVID, SIGIL_SVID_KEY and SIGIL_BUNDLE
+    /// set to the file paths.
+    #[arg(long)]
+    on_rotate: Option<String>,
 
     /// Obtain or renew the SVID once and exit.
     #[arg(long)]
@@ -56,16 +61,28 @@ struct RunArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("SIGIL_LOG")
+                .or_else(|_| EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let Command::Run(args) = Cli::parse().command;
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
     let bundle_pem = std::fs::read_to_string(&args.bundle)
         .with_context(|| format!("cannot read the trust bundle {}", args.bundle.display()))?;
     let options = RunOptions {
@@ -80,7 +97,50 @@ async fn main() -> anyhow::Result<()> {
         report(&outcome);
         return Ok(());
     }
-    run_daemon(options).await
+
+    let (publish, material) = watch::channel(None);
+    let (stop, stopped) = watch::channel(false);
+    let mut workload_api = None;
+    let mut jwt_refresh = None;
+
+    if let Some(socket) = socket_path(args.socket) {
+        let jwt = Arc::new(JwtSource::new(
+            &options.server,
+            &options.bundle_pem,
+            options.out.clone(),
+        )?);
+        jwt_refresh = Some(tokio::spawn(
+            jwt.clone().keep_bundles_fresh(wait_for(stopped.clone())),
+        ));
+        let server = WorkloadApiServer {
+            socket,
+            x509: material,
+            jwt,
+        };
+        workload_api = Some(tokio::spawn(serve_workload_api(
+            server,
+            wait_for(stopped.clone()),
+        )));
+    }
+
+    let daemon = DaemonOptions {
+        run: options,
+        on_rotate: args.on_rotate,
+    };
+    let result = run_daemon(daemon, publish, shutdown_signal()).await;
+
+    let _ = stop.send(true);
+    if let Some(task) = workload_api {
+        match task.await {
+            Ok(Err(err)) => tracing::warn!(error = %err, "Workload API ended with an error"),
+            Err(err) => tracing::warn!(error = %err, "Workload API task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    if let Some(task) = jwt_refresh {
+        let _ = task.await;
+    }
+    Ok(result?)
 }
 
 fn report(outcome: &Outcome) {
@@ -102,81 +162,24 @@ fn report(outcome: &Outcome) {
     }
 }
 
-/// Renews at half-life until SIGINT or SIGTERM; on failure retries with capped exponential
-/// backoff while the current files stay in place.
-async fn run_daemon(mut options: RunOptions) -> anyhow::Result<()> {
-    tracing::info!(out = %options.out.root().display(), "sigil-agent started");
-    let mut failures: u32 = 0;
-
-    loop {
-        let wait = match obtain_svid(&options).await {
-            Ok(outcome) => {
-                if failures > 0 {
-                    tracing::info!(failures, "authority reachable again");
-                }
-                failures = 0;
-                report(&outcome);
-                // The token is single use; later runs renew with the SVID.
-                options.join_token = None;
-                until_half_life(&options.out)
-            }
-            Err(err) => {
-                failures += 1;
-                let backoff = Duration::from_secs(1 << failures.min(6));
-                if failures == 1 {
-                    tracing::warn!(error = %err, retry_in = ?backoff, "renewal failed; keeping the current SVID");
-                } else {
-                    tracing::debug!(error = %err, failures, retry_in = ?backoff, "renewal still failing");
-                }
-                backoff
-            }
-        };
-
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = shutdown_signal() => {
-                tracing::info!("sigil-agent stopped");
-                return Ok(());
-            }
-        }
-    }
+/// Completes when `stopped` becomes true.
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-fn until_half_life(out: &OutputDir) -> Duration {
-    let Ok(Some((chain, _))) = out.read_identity() else {
-        return Duration::from_secs(1);
-    };
-    let Ok((not_before, not_after)) = validity(&chain) else {
-        return Duration::from_secs(1);
-    };
-    let half_life = not_before + (not_after - not_before) / 2;
-    let wait: time::Duration = half_life - OffsetDateTime::now_utc();
-    wait.try_into()
-        .unwrap_or(Duration::from_secs(1))
-        .max(Duration::from_secs(1))
-}
-
+/// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
-                let _ = ctrl_c.await;
-                return;
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
+            let _ = ctrl_c.await;
+        }
     }
 }

@@ -90,6 +90,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Issuer URL of JWT-SVIDs (their `iss` and the OpenID discovery issuer); default
+    /// https://<listen address>.
+    #[arg(long)]
+    pub issuer: Option<String>,
+
     /// Lifetime of each signing CA; a new one is made at half-life.
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     pub signing_ca_lifetime: std::time::Duration,

@@ -53,6 +53,7 @@ pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
     options.signing_ca_lifetime = args.signing_ca_lifetime;
     options.rotation_check_interval = args.rotation_check_interval;
     options.database_url = args.database_url;
+    options.issuer = args.issuer;
 
     run_server(options, listener, shutdown_signal()).await?;
     Ok(())

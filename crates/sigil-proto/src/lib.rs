@@ -47,6 +47,33 @@ pub struct SvidResponse {
     pub serial: String,
 }
 
+/// `POST /v1/agent/jwt`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtRequest {
+    /// The one audience of the token, such as `https://crm.example.org`.
+    pub audience: String,
+    /// Lifetime such as `5m`; default 5 minutes, at most 1 hour.
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// A JWT-SVID.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct JwtResponse {
+    pub token: String,
+    pub expires_at: String,
+}
+
+impl fmt::Debug for JwtResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtResponse")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// `POST /v1/admin/owners`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -68,6 +68,8 @@ pub async fn initialize(
     write_atomic(&data_dir.server_key(), key.as_bytes(), true)?;
     write_atomic(&data_dir.server_cert(), chain.as_bytes(), false)?;
 
+    crate::jwt_keys::load_or_create(data_dir, now)?;
+
     let store = Store::open(&data_dir.database()).await?;
     restrict_permissions(&data_dir.database())?;
     let record = AuditRecord {

@@ -9,6 +9,7 @@
 //!   ca/signing.pem|key   current signing CA (7 days, rotated at half-life)
 //!   server/tls.pem|key   the authority's serving certificate
 //!   admin/svid.pem|key   the first admin identity, spiffe://<td>/admin/root
+//!   jwt/keys.json        JWT-SVID signing keys, current and retired (mode 0600)
 //! ```
 //!
 //! Key files are written with mode 0600 and every file is replaced atomically.
@@ -62,6 +63,9 @@ impl DataDir {
     }
     pub fn server_key(&self) -> PathBuf {
         self.root.join("server/tls.key")
+    }
+    pub fn jwt_keys(&self) -> PathBuf {
+        self.root.join("jwt/keys.json")
     }
     pub fn admin_cert(&self) -> PathBuf {
         self.root.join("admin/svid.pem")

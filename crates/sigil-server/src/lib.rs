@@ -14,6 +14,7 @@ mod crl;
 mod error;
 mod extract;
 pub mod init;
+pub mod jwt_keys;
 pub mod layout;
 mod metrics;
 mod middleware;

@@ -2,6 +2,7 @@
 //!
 //! - `sigil_svid_issuances_total`: X.509-SVIDs issued by attestation.
 //! - `sigil_svid_renewals_total`: X.509-SVIDs issued by renewal.
+//! - `sigil_jwt_svid_issuances_total`: JWT-SVIDs minted.
 //! - `sigil_denials_total{reason}`: rejected requests, by error code.
 //! - `sigil_http_request_duration_seconds{method, route, status}`: request latency histogram.
 
@@ -59,6 +60,10 @@ pub(crate) fn issuance() {
 
 pub(crate) fn renewal() {
     metrics::counter!("sigil_svid_renewals_total").increment(1);
+}
+
+pub(crate) fn jwt_issued() {
+    metrics::counter!("sigil_jwt_svid_issuances_total").increment(1);
 }
 
 pub(crate) fn denial(reason: &'static str) {

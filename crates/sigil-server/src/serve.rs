@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub signing_ca_lifetime: Duration,
     /// How often the rotation task checks the signing CA.
     pub rotation_check_interval: Duration,
+    /// Issuer of JWT-SVIDs (`iss`); `None` means `https://<listen address>`.
+    pub issuer: Option<String>,
     /// Database URL; `None` means the SQLite file in the data directory.
     pub database_url: Option<String>,
     /// Time source; tests advance it.
@@ -61,6 +63,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("data_dir", &self.data_dir)
             .field("signing_ca_lifetime", &self.signing_ca_lifetime)
             .field("rotation_check_interval", &self.rotation_check_interval)
+            .field("issuer", &self.issuer)
             .field(
                 "database_url",
                 &self.database_url.as_ref().map(|_| "<redacted>"),
@@ -76,6 +79,7 @@ impl ServeOptions {
             data_dir,
             signing_ca_lifetime: SIGNING_LIFETIME,
             rotation_check_interval: Duration::from_secs(60),
+            issuer: None,
             database_url: None,
             clock: Clock::default(),
         }
@@ -119,6 +123,15 @@ pub async fn serve(
         serving.clone(),
     )?);
 
+    let jwt_keys = crate::jwt_keys::load_or_create(&data_dir, now)?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| ServerError::Tls(err.to_string()))?;
+    let issuer = options
+        .issuer
+        .clone()
+        .unwrap_or_else(|| default_issuer(local));
+
     let state = AppState {
         trust_domain: trust_domain.clone(),
         store: store.clone(),
@@ -126,6 +139,8 @@ pub async fn serve(
         crl,
         clock: options.clock.clone(),
         metrics: Metrics::install(),
+        jwt_keys: Arc::new(ArcSwap::from_pointee(jwt_keys)),
+        issuer,
     };
     let app = router(state.clone());
 
@@ -256,11 +271,17 @@ async fn run_background_tasks(
 ) {
     let mut rotation = tokio::time::interval(options.rotation_check_interval);
     let mut crl_refresh = tokio::time::interval(CRL_REFRESH);
+    let mut jwt_rotation = tokio::time::interval(options.rotation_check_interval);
     loop {
         tokio::select! {
             _ = rotation.tick() => {
                 if let Err(err) = rotate_if_due(&state, &options, &serving, &extra_sans).await {
                     tracing::error!(error = %err, "signing CA rotation failed; will retry");
+                }
+            }
+            _ = jwt_rotation.tick() => {
+                if let Err(err) = rotate_jwt_keys_if_due(&state, &options) {
+                    tracing::error!(error = %err, "JWT key rotation failed; will retry");
                 }
             }
             _ = crl_refresh.tick() => {
@@ -271,6 +292,34 @@ async fn run_background_tasks(
             }
         }
     }
+}
+
+/// Replaces the JWT signing key when it is due and drops retired keys no token can need.
+fn rotate_jwt_keys_if_due(state: &AppState, options: &ServeOptions) -> Result<(), ServerError> {
+    let current = state.jwt_keys.load();
+    let Some(next) = crate::jwt_keys::rotate_if_due(&current, options.clock.now())? else {
+        return Ok(());
+    };
+    crate::jwt_keys::save(&options.data_dir, &next)?;
+    tracing::info!(
+        previous = current.current().kid(),
+        kid = next.current().kid(),
+        published = next.jwks().keys.len(),
+        "JWT signing keys rotated or pruned"
+    );
+    state.jwt_keys.store(Arc::new(next));
+    Ok(())
+}
+
+/// `https://<listen address>`, with an unspecified address replaced by loopback.
+fn default_issuer(local: SocketAddr) -> String {
+    let host = match local.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("https://{host}:{}", local.port())
 }
 
 /// Returns true when `signing` should be replaced: half of its lifetime has passed, or it is

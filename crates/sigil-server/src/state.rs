@@ -20,4 +20,8 @@ pub(crate) struct AppState {
     pub crl: CrlCache,
     pub clock: Clock,
     pub metrics: Metrics,
+    /// JWT-SVID signing keys, swapped whole on rotation.
+    pub jwt_keys: Arc<ArcSwap<sigil_jwt::KeySet>>,
+    /// The `iss` of JWT-SVIDs and the OpenID issuer, such as `https://127.0.0.1:8443`.
+    pub issuer: String,
 }

@@ -38,6 +38,25 @@ pub fn verify_chain(
     roots: &[CertificateDer<'_>],
     now: OffsetDateTime,
 ) -> Result<(), CaError> {
+    verify_chain_for_usage(chain, roots, now, ChainUsage::ClientAuth)
+}
+
+/// The extended key usage a chain is verified for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainUsage {
+    /// The peer is a TLS client (`id-kp-clientAuth`).
+    ClientAuth,
+    /// The peer is a TLS server (`id-kp-serverAuth`); no host name is checked.
+    ServerAuth,
+}
+
+/// Like [`verify_chain`], for the given extended key usage.
+pub fn verify_chain_for_usage(
+    chain: &[CertificateDer<'_>],
+    roots: &[CertificateDer<'_>],
+    now: OffsetDateTime,
+    usage: ChainUsage,
+) -> Result<(), CaError> {
     let (leaf, intermediates) = chain.split_first().ok_or(CaError::EmptyChain)?;
 
     let anchors = roots
@@ -53,7 +72,10 @@ pub fn verify_chain(
         &anchors,
         intermediates,
         time,
-        KeyUsage::client_auth(),
+        match usage {
+            ChainUsage::ClientAuth => KeyUsage::client_auth(),
+            ChainUsage::ServerAuth => KeyUsage::server_auth(),
+        },
         None,
         None,
     )

@@ -10,7 +10,7 @@ mod leaf;
 
 use time::OffsetDateTime;
 
-pub use self::chain::{verify_chain, verify_svid};
+pub use self::chain::{ChainUsage, verify_chain, verify_chain_for_usage, verify_svid};
 pub use self::leaf::svid_from_leaf;
 
 /// The facts of an SVID leaf certificate that passed [`svid_from_leaf`].

@@ -888,3 +888,9 @@ pub fn pem_body_lines(pem: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Decodes one PEM block to DER.
+pub fn pem_to_der(pem: &str) -> Vec<u8> {
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    parsed.contents
+}

@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 mod agent;
 mod convert;
+mod jwt;
 mod public;
 mod tokens;
 
@@ -29,6 +30,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/crl", get(public::crl))
         .route("/v1/agent/attest", post(agent::attest))
         .route("/v1/agent/renew", post(agent::renew))
+        .route("/v1/agent/jwt", post(jwt::mint_jwt))
+        .route("/.well-known/jwks.json", get(jwt::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(jwt::openid_configuration),
+        )
         .route("/v1/admin/renew", post(admin::renew_admin))
         .route(
             "/v1/admin/owners",

@@ -110,7 +110,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             options.out.clone(),
         )?);
         jwt_refresh = Some(tokio::spawn(
-            jwt.clone().keep_bundles_fresh(wait_for(stopped.clone())),
+            jwt.clone()
+                .keep_bundles_fresh(material.clone(), wait_for(stopped.clone())),
         ));
         let server = WorkloadApiServer {
             socket,

@@ -9,107 +9,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Authority;
+use common::daemon::{Daemon, enroll};
 use spiffe::WorkloadApiClient;
-
-/// A `sigil-agent run` daemon; killed on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(authority: &Authority, out: &Path, token: Option<&str>, extra: &[&str]) -> Self {
-        let socket = out.with_extension("sock");
-        let log = out.with_extension("log");
-        let mut command = Command::new(common::agent_bin());
-        command
-            .args(["run", "--server", &authority.url, "--bundle"])
-            .arg(authority.bundle())
-            .arg("--out")
-            .arg(out)
-            .arg("--socket")
-            .arg(&socket)
-            .args(extra)
-            .env(
-                "SIGIL_LOG",
-                "debug,h2=info,hyper=info,rustls=info,tower=info",
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        if let Some(token) = token {
-            command.args(["--join-token", token]);
-        }
-        let child = command.spawn().unwrap();
-        let daemon = Self { child, socket, log };
-        daemon.wait_for_socket();
-        daemon
-    }
-
-    fn wait_for_socket(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.socket.exists()
-            || !self.log().contains("renewed") && !self.log().contains("attested")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not start: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn endpoint(&self) -> String {
-        format!("unix:{}", self.socket.display())
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "daemon ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn enroll(authority: &Authority, agent: &str, ttl: &str) -> (PathBuf, String) {
-    authority.sigil_ok(&["owner", "add", &format!("{agent}-owner@example.org")]);
-    authority.sigil_ok(&[
-        "agent",
-        "register",
-        agent,
-        "--owner",
-        &format!("{agent}-owner@example.org"),
-        "--ttl",
-        ttl,
-    ]);
-    let token = authority.token(agent);
-    (authority.dir.path().join(agent), token)
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

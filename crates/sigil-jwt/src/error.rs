@@ -21,8 +21,8 @@ pub enum JwtError {
         reason: &'static str,
     },
 
-    /// Signing failed inside the cryptographic library.
-    #[error("failed to sign the JWT-SVID with ES256")]
+    /// The ES256 signature or the random `jti` could not be produced by aws-lc-rs.
+    #[error("failed to sign the JWT-SVID: ES256 signing or the random number generator failed")]
     Signing,
 
     /// A stored key set document is malformed or breaks a key set rule.

@@ -51,9 +51,18 @@ impl JwtSource {
         })
     }
 
-    /// Fetches the JWKS now and then every minute, until `shutdown` completes.
-    pub async fn keep_bundles_fresh(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+    /// Fetches the JWKS once the first SVID is on disk, then every minute, until `shutdown`
+    /// completes.
+    pub async fn keep_bundles_fresh(
+        self: Arc<Self>,
+        mut material: watch::Receiver<Option<Arc<super::X509Material>>>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
+        tokio::select! {
+            _ = material.wait_for(Option::is_some) => {}
+            () = &mut shutdown => return,
+        }
         let mut failures = 0u32;
         loop {
             match self.refresh_jwks().await {
@@ -107,10 +116,11 @@ impl JwtSource {
 
     /// Returns the trust domain of the SVID on disk.
     fn trust_domain(&self) -> Result<TrustDomain, AgentError> {
-        let (chain, _) = self
-            .out
-            .read_identity()?
-            .ok_or_else(|| AgentError::Crypto("no SVID yet: the agent has not attested".into()))?;
+        let (chain, _) = self.out.read_identity()?.ok_or_else(|| {
+            AgentError::Crypto(
+                "no SVID on disk yet; it is written after the first attestation".into(),
+            )
+        })?;
         let id = sigil_core::SpiffeId::parse(&spiffe_id_of(&chain)?)
             .map_err(|err| AgentError::Crypto(err.to_string()))?;
         TrustDomain::new(id.trust_domain_name()).map_err(|err| AgentError::Crypto(err.to_string()))
@@ -139,7 +149,11 @@ impl JwtBackend for JwtSource {
             .out
             .read_identity()
             .map_err(|err| Status::unavailable(err.to_string()))?
-            .ok_or_else(|| Status::unavailable("no SVID yet: the agent has not attested"))?;
+            .ok_or_else(|| {
+                Status::unavailable(
+                    "no SVID on disk yet; it is written after the first attestation",
+                )
+            })?;
         let spiffe_id = spiffe_id_of(&chain).map_err(|err| Status::internal(err.to_string()))?;
         let identity = Identity {
             chain_pem: &chain,

@@ -204,3 +204,121 @@ impl SpiffeWorkloadApi for WorkloadService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend for tests that only reach the header check.
+    struct NoJwt;
+
+    #[tonic::async_trait]
+    impl JwtBackend for NoJwt {
+        async fn fetch(&self, _audience: &str) -> Result<(String, String), Status> {
+            Err(Status::unimplemented("not used"))
+        }
+
+        fn bundles(&self) -> JwtBundleWatch {
+            watch::channel(None).1
+        }
+
+        async fn validate(
+            &self,
+            _token: &str,
+            _audience: &str,
+        ) -> Result<(String, prost_types::Struct), Status> {
+            Err(Status::unimplemented("not used"))
+        }
+    }
+
+    fn service() -> WorkloadService {
+        WorkloadService::new(watch::channel(None).1, Arc::new(NoJwt))
+    }
+
+    fn assert_header_rejected(status: Status) {
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().contains("workload.spiffe.io"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn calls_without_header_rejected() {
+        let service = service();
+        assert_header_rejected(
+            service
+                .fetch_x509svid(Request::new(X509svidRequest {}))
+                .await
+                .err()
+                .unwrap(),
+        );
+        assert_header_rejected(
+            service
+                .fetch_x509_bundles(Request::new(X509BundlesRequest {}))
+                .await
+                .err()
+                .unwrap(),
+        );
+        assert_header_rejected(
+            service
+                .fetch_jwt_bundles(Request::new(JwtBundlesRequest {}))
+                .await
+                .err()
+                .unwrap(),
+        );
+        let jwt = JwtsvidRequest {
+            audience: vec!["a".into()],
+            spiffe_id: String::new(),
+        };
+        assert_header_rejected(
+            service
+                .fetch_jwtsvid(Request::new(jwt))
+                .await
+                .err()
+                .unwrap(),
+        );
+        let validate = ValidateJwtsvidRequest {
+            audience: "a".into(),
+            svid: "x".into(),
+        };
+        assert_header_rejected(
+            service
+                .validate_jwtsvid(Request::new(validate))
+                .await
+                .err()
+                .unwrap(),
+        );
+    }
+
+    #[tokio::test]
+    async fn header_must_be_true() {
+        let mut request = Request::new(X509svidRequest {});
+        request
+            .metadata_mut()
+            .insert(SECURITY_HEADER, "false".parse().unwrap());
+        assert_header_rejected(service().fetch_x509svid(request).await.err().unwrap());
+    }
+
+    #[tokio::test]
+    async fn jwt_request_needs_one_audience() {
+        let mut none = Request::new(JwtsvidRequest {
+            audience: vec![],
+            spiffe_id: String::new(),
+        });
+        none.metadata_mut()
+            .insert(SECURITY_HEADER, "true".parse().unwrap());
+        let status = service().fetch_jwtsvid(none).await.err().unwrap();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
+        let mut two = Request::new(JwtsvidRequest {
+            audience: vec!["a".into(), "b".into()],
+            spiffe_id: String::new(),
+        });
+        two.metadata_mut()
+            .insert(SECURITY_HEADER, "true".parse().unwrap());
+        let status = service().fetch_jwtsvid(two).await.err().unwrap();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+}

@@ -9,6 +9,8 @@
     reason = "test harness: a failed setup step fails the test"
 )]
 
+pub mod daemon;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -58,10 +58,18 @@ pub async fn run_daemon(
                 }
                 until_half_life(&options.run)
             }
+            Err(AgentError::NeedsJoinToken(out)) => {
+                tracing::error!(
+                    out,
+                    "the SVID on disk has expired (or there is none) and no join token is left: \
+                     create one with `sigil token create AGENT` and restart with --join-token"
+                );
+                return Err(AgentError::NeedsJoinToken(out));
+            }
             Err(err) => {
                 failures += 1;
                 let wait = backoff(failures);
-                if failures == 1 {
+                if failures == 1 || failures % 10 == 0 {
                     tracing::warn!(error = %err, retry_in = ?wait, "renewal failed; keeping the current SVID");
                 } else {
                     tracing::debug!(error = %err, failures, retry_in = ?wait, "renewal still failing");

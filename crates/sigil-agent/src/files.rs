@@ -10,6 +10,8 @@ use crate::AgentError;
 pub const SVID_FILE: &str = "svid.pem";
 pub const KEY_FILE: &str = "svid.key";
 pub const BUNDLE_FILE: &str = "bundle.pem";
+/// The key of the request in flight, kept until the request succeeds.
+pub const PENDING_KEY_FILE: &str = "pending.key";
 
 /// Paths of the daemon's output files.
 #[derive(Debug, Clone)]
@@ -33,6 +35,39 @@ impl OutputDir {
     }
     pub fn bundle(&self) -> PathBuf {
         self.root.join(BUNDLE_FILE)
+    }
+
+    pub fn pending_key_path(&self) -> PathBuf {
+        self.root.join(PENDING_KEY_FILE)
+    }
+
+    /// Returns the pending key in PKCS#8 PEM, generating and saving a new P-256 key (mode 0600)
+    /// when there is none. Saving it first also proves the directory is writable before a join
+    /// token is spent.
+    pub fn pending_key(&self) -> Result<zeroize::Zeroizing<String>, AgentError> {
+        let path = self.pending_key_path();
+        match fs::read_to_string(&path) {
+            Ok(pem) => return Ok(zeroize::Zeroizing::new(pem)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(AgentError::io(&path, err)),
+        }
+
+        fs::create_dir_all(&self.root).map_err(|err| AgentError::io(&self.root, err))?;
+        let key = rcgen::KeyPair::generate()
+            .map_err(|err| AgentError::Crypto(format!("key generation failed: {err}")))?;
+        let pem = zeroize::Zeroizing::new(key.serialize_pem());
+        write_atomic(&path, pem.as_bytes(), true)?;
+        Ok(pem)
+    }
+
+    /// Removes the pending key once its certificate is on disk.
+    pub fn clear_pending_key(&self) -> Result<(), AgentError> {
+        let path = self.pending_key_path();
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(AgentError::io(&path, err)),
+        }
     }
 
     /// Reads the current SVID chain and key, if both exist.

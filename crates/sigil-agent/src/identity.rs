@@ -60,16 +60,13 @@ impl Outcome {
 }
 
 /// Renews the SVID on disk if it is still valid, or attests with the join token otherwise, then
-/// writes the new files. A fresh key is generated every time.
+/// writes the new files.
+///
+/// Each new SVID gets a new key. The key is first saved as `pending.key` and reused until a
+/// request succeeds: when a renewal was committed but its response was lost, the retry then
+/// presents the same public key, and the authority returns the same successor instead of
+/// treating the retry as a second holder of the identity.
 pub async fn obtain_svid(options: &RunOptions) -> Result<Outcome, AgentError> {
-    let key = KeyPair::generate()
-        .map_err(|err| AgentError::Crypto(format!("key generation failed: {err}")))?;
-    let csr = CertificateParams::new(Vec::<String>::new())
-        .and_then(|params| params.serialize_request(&key))
-        .and_then(|csr| csr.pem())
-        .map_err(|err| AgentError::Crypto(format!("CSR generation failed: {err}")))?;
-    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
-
     let current = options.out.read_identity()?;
     let usable = match &current {
         Some((chain, _)) => {
@@ -77,6 +74,26 @@ pub async fn obtain_svid(options: &RunOptions) -> Result<Outcome, AgentError> {
         }
         None => false,
     };
+    if usable && options.join_token.is_some() {
+        tracing::warn!(
+            out = %options.out.root().display(),
+            "ignoring the join token: a valid SVID is on disk, so the agent renews with it; \
+             remove svid.pem and svid.key to attest again"
+        );
+    }
+    if !usable && options.join_token.is_none() {
+        return Err(AgentError::NeedsJoinToken(
+            options.out.root().display().to_string(),
+        ));
+    }
+
+    let key_pem = options.out.pending_key()?;
+    let key = KeyPair::from_pem(&key_pem)
+        .map_err(|err| AgentError::Crypto(format!("cannot load pending.key: {err}")))?;
+    let csr = CertificateParams::new(Vec::<String>::new())
+        .and_then(|params| params.serialize_request(&key))
+        .and_then(|csr| csr.pem())
+        .map_err(|err| AgentError::Crypto(format!("CSR generation failed: {err}")))?;
 
     let (response, renewed) = match (usable, &current, &options.join_token) {
         (true, Some((chain, current_key)), _) => {
@@ -93,7 +110,7 @@ pub async fn obtain_svid(options: &RunOptions) -> Result<Outcome, AgentError> {
         (_, _, Some(token)) => {
             let client = SigilClient::new(&options.server, &options.bundle_pem, None)?;
             let request = AttestRequest {
-                join_token: token.clone(),
+                join_token: token.trim().to_owned(),
                 csr,
             };
             let response: SvidResponse = client.post_json("/v1/agent/attest", &request).await?;
@@ -109,6 +126,7 @@ pub async fn obtain_svid(options: &RunOptions) -> Result<Outcome, AgentError> {
     options
         .out
         .write_identity(&response.svid, &key_pem, &response.bundle)?;
+    options.out.clear_pending_key()?;
     let expires_at = expiry(&response.svid)?;
     let (spiffe_id, serial) = (response.spiffe_id, response.serial);
     Ok(if renewed {

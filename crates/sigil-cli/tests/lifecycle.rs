@@ -159,3 +159,86 @@ fn postgres_url_is_rejected_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--database-url"), "{stderr}");
 }
+
+#[test]
+fn lost_renewal_response_is_retried() {
+    let authority = Authority::start();
+    let out = authority.enrolled_agent("alice@example.org", "retry-bot");
+
+    // The renewal reaches the authority and is committed, but the agent never sees the response:
+    // here the request is sent by curl with the key the agent keeps as pending.key.
+    let (csr, key) = common::openssl_csr(authority.dir.path(), "pending");
+    std::fs::copy(&key, out.join("pending.key")).unwrap();
+    let body = serde_json::json!({ "csr": csr }).to_string();
+    let (status, response) = authority.request(
+        "POST",
+        "/v1/agent/renew",
+        Some(&body),
+        Some((&out.join("svid.pem"), &out.join("svid.key"))),
+    );
+    assert_eq!(status, 200, "{response}");
+    let lost: serde_json::Value = serde_json::from_str(&response).unwrap();
+
+    let retried = authority.agent_once(&out, None);
+    assert!(
+        retried.status.success(),
+        "retry failed: {}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    assert!(
+        !out.join("pending.key").exists(),
+        "pending.key must be removed after success"
+    );
+
+    let shown = authority.sigil_json(&["agent", "show", "retry-bot"]);
+    assert_eq!(
+        shown["status"], "active",
+        "a retried renewal must not look like a fork"
+    );
+    let serial = common::openssl_serial(&out.join("svid.pem"));
+    assert_eq!(
+        serial,
+        lost["serial"].as_str().unwrap(),
+        "the retry must return the committed successor"
+    );
+    let findings = authority.sigil_json(&["findings", "--kind", "identity-fork"]);
+    assert!(
+        findings["findings"].as_array().unwrap().is_empty(),
+        "no fork finding expected"
+    );
+}
+
+#[test]
+fn agent_rejects_plain_http_server() {
+    let authority = Authority::start();
+    authority.register("alice@example.org", "http-bot");
+    let token = authority.token("http-bot");
+    let out = authority.dir.path().join("http-bot");
+    let output = std::process::Command::new(common::agent_bin())
+        .args([
+            "run",
+            "--once",
+            "--server",
+            &format!("http://127.0.0.1:{}", authority.port),
+            "--bundle",
+        ])
+        .arg(authority.bundle())
+        .arg("--out")
+        .arg(&out)
+        .args(["--join-token", &token])
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "plain HTTP must be refused before anything is sent"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("https://"), "{stderr}");
+
+    let attest = authority.agent_once(&out, Some(&token));
+    assert!(
+        attest.status.success(),
+        "the token must still be unused: {}",
+        String::from_utf8_lossy(&attest.stderr)
+    );
+}

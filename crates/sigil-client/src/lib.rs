@@ -86,9 +86,18 @@ impl SigilClient {
         bundle_pem: &str,
         identity: Option<Identity<'_>>,
     ) -> Result<Self, ClientError> {
+        if !base_url.starts_with("https://") {
+            return Err(ClientError::Config(format!(
+                "the authority URL must start with https://, not `{}`: Sigil never sends tokens \
+                 or keys over plain HTTP",
+                base_url.chars().take(80).collect::<String>()
+            )));
+        }
         let tls = tls_config(bundle_pem, identity)?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            .https_only(true)
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|err| ClientError::Config(format!("HTTP client: {err}")))?;
@@ -249,4 +258,15 @@ async fn decode<T: DeserializeOwned>(
         url: url.to_owned(),
         detail: err.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_rejected() {
+        let err = SigilClient::new("http://127.0.0.1:8443", "", None).unwrap_err();
+        assert!(err.to_string().contains("https://"), "{err}");
+    }
 }

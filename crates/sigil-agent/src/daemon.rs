@@ -69,7 +69,7 @@ pub async fn run_daemon(
             Err(err) => {
                 failures += 1;
                 let wait = backoff(failures);
-                if failures == 1 || failures % 10 == 0 {
+                if failures == 1 || failures.is_multiple_of(10) {
                     tracing::warn!(error = %err, retry_in = ?wait, "renewal failed; keeping the current SVID");
                 } else {
                     tracing::debug!(error = %err, failures, retry_in = ?wait, "renewal still failing");

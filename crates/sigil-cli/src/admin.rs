@@ -43,14 +43,20 @@ async fn client(global: &GlobalArgs) -> anyhow::Result<SigilClient> {
 }
 
 fn default_server(data_dir: &DataDir) -> anyhow::Result<String> {
-    let config = data_dir
-        .read_config()
-        .context("cannot find the authority: pass --server or SIGIL_SERVER, or a --data-dir made by `sigil init`")?;
-    let listen = config
-        .listen
+    // A running `sigil serve` records its address, which may come from --listen.
+    let address = match std::fs::read_to_string(data_dir.listen_file()) {
+        Ok(address) => address.trim().to_owned(),
+        Err(_) => {
+            let config = data_dir.read_config().context(
+                "cannot find the authority: pass --server or SIGIL_SERVER, or a --data-dir made by `sigil init`",
+            )?;
+            config.listen
+        }
+    };
+    let address = address
         .replace("0.0.0.0", "127.0.0.1")
         .replace("[::]", "[::1]");
-    Ok(format!("https://{listen}"))
+    Ok(format!("https://{address}"))
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<String> {
@@ -181,13 +187,13 @@ pub async fn token(global: &GlobalArgs, command: TokenCommand) -> anyhow::Result
     )
     .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&token)?);
+        crate::output::line(serde_json::to_string_pretty(&token)?)?;
     } else {
         eprintln!(
             "join token for agent {}, single use, expires at {}:",
             token.agent, token.expires_at
         );
-        println!("{}", token.token);
+        crate::output::line(&token.token)?;
     }
     Ok(())
 }

@@ -14,30 +14,44 @@ pub async fn init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
     let report =
         sigil_server::init::initialize(data_dir, &args.trust_domain, &args.sans, now).await?;
 
-    println!(
+    crate::output::line(format!(
         "Initialised {} for trust domain {}",
         data_dir.root().display(),
         report.trust_domain
-    );
-    println!("  trust bundle:   {}", data_dir.bundle().display());
-    println!(
+    ))?;
+    crate::output::line(format!("  trust bundle:   {}", data_dir.bundle().display()))?;
+    crate::output::line(format!(
         "  admin identity: {} ({})",
         data_dir.admin_cert().display(),
         report.admin_id
-    );
-    println!("  root CA SHA-256 fingerprint: {}", report.root_fingerprint);
-    println!("Next: sigil serve --data-dir {}", data_dir.root().display());
+    ))?;
+    crate::output::line(format!(
+        "  root CA SHA-256 fingerprint: {}",
+        report.root_fingerprint
+    ))?;
+    crate::output::line(format!(
+        "Next: sigil serve --data-dir {}",
+        data_dir.root().display()
+    ))?;
     Ok(())
 }
 
+/// Shortest signing CA lifetime `sigil serve` accepts.
+const MIN_SIGNING_CA_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
     // NOTE: PostgreSQL support is planned behind the same store interface.
-    if let Some(url) = &args.database_url
-        && !url.starts_with("sqlite:")
-    {
+    if args.database_url.is_some() {
         bail!(
-            "unsupported --database-url scheme: only the embedded SQLite database (sqlite:PATH) \
-             is supported in this version"
+            "unsupported --database-url: this version stores everything in the SQLite database \
+             of the data directory (<data-dir>/sigil.db); omit the option"
+        );
+    }
+    if args.signing_ca_lifetime < MIN_SIGNING_CA_LIFETIME {
+        bail!(
+            "invalid --signing-ca-lifetime: it must be at least {}s, so that a signing CA can \
+             issue certificates between two rotation checks",
+            MIN_SIGNING_CA_LIFETIME.as_secs()
         );
     }
     initialise_if_missing(data_dir).await?;
@@ -105,18 +119,18 @@ pub async fn audit(data_dir: &DataDir, command: AuditCommand) -> anyhow::Result<
     match result {
         Ok(count) => {
             if json {
-                println!("{}", json!({"intact": true, "events": count}));
+                crate::output::line(json!({"intact": true, "events": count}))?;
             } else {
-                println!("audit chain intact: {count} events verified");
+                crate::output::line(format!("audit chain intact: {count} events verified"))?;
             }
             Ok(())
         }
         Err(broken) => {
             if json {
-                println!(
+                crate::output::line(format!(
                     "{}",
                     json!({"intact": false, "first_bad_seq": broken.seq, "reason": broken.reason})
-                );
+                ))?;
             }
             bail!("{broken}")
         }

@@ -3,6 +3,18 @@
 use serde::Serialize;
 use sigil_proto::{AgentDetail, AgentView, FindingView, OwnerView};
 
+/// Writes one line to stdout. A reader that went away (a closed pipe, as in `sigil owner list |
+/// head -1`) ends the output quietly instead of failing the command after its work is done.
+pub fn line(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(anyhow::anyhow!("cannot write to stdout: {err}")),
+    }
+}
+
 /// Prints `value` as pretty JSON when `json` is set, or the text `human` builds otherwise.
 pub fn print<T: Serialize>(
     json: bool,
@@ -10,9 +22,9 @@ pub fn print<T: Serialize>(
     human: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        line(serde_json::to_string_pretty(value)?)?;
     } else {
-        println!("{}", human().trim_end());
+        line(human().trim_end())?;
     }
     Ok(())
 }

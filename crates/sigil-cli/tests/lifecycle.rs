@@ -242,3 +242,72 @@ fn agent_rejects_plain_http_server() {
         String::from_utf8_lossy(&attest.stderr)
     );
 }
+
+#[test]
+fn second_server_refused_on_same_data_dir() {
+    let authority = Authority::start();
+    let output = authority.sigil(&[
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{}", common::free_port()),
+    ]);
+    assert!(
+        !output.status.success(),
+        "two servers must not share a data directory"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already running"), "{stderr}");
+}
+
+#[test]
+fn wrong_method_gets_json_error() {
+    let authority = Authority::start();
+    let before = authority.audit_count();
+    let (status, body) = authority.request("GET", "/v1/agent/renew", None, None);
+    assert_eq!(status, 405, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert_eq!(
+        authority.audit_count(),
+        before + 1,
+        "the rejection must be audited"
+    );
+}
+
+#[test]
+fn readable_ca_key_refused() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut authority = Authority::start();
+    assert!(authority.terminate().success());
+    let key = authority.data.join("ca/signing.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let output = authority.sigil(&[
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{}", authority.port),
+    ]);
+    assert!(
+        !output.status.success(),
+        "a world-readable CA key must stop the server"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}
+
+#[test]
+fn admin_commands_follow_listen_flag() {
+    let authority = Authority::start();
+    let output = std::process::Command::new(common::sigil_bin())
+        .args(["owner", "list", "--json"])
+        .env("SIGIL_DATA_DIR", &authority.data)
+        .env_remove("SIGIL_SERVER")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "admin commands must find a server started with --listen: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -75,6 +75,14 @@ impl<'de> Deserialize<'de> for Email {
     }
 }
 
+/// Returns true for zero-width and bidirectional formatting characters, which make two different
+/// strings look the same on screen.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
+}
+
 /// Whether an owner can still be accountable for agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

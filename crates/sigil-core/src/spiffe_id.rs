@@ -54,6 +54,16 @@ impl TrustDomain {
                 "a trust domain may contain only lowercase letters, digits, `.`, `-` and `_`",
             ));
         }
+        if name.split('.').any(str::is_empty) {
+            return Err(invalid(
+                "a trust domain cannot start or end with `.` or contain `..`",
+            ));
+        }
+        if name.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Err(invalid(
+                "a trust domain is a name, not an IP address: use a DNS-style name such as `example.org`",
+            ));
+        }
         Ok(Self(name.to_owned()))
     }
 

@@ -65,6 +65,30 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
     }
 }
 
+/// A path parameter; a malformed one (such as invalid UTF-8) maps to a Sigil error response.
+pub(crate) struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_path",
+                format!(
+                    "the request path is invalid: {}",
+                    rejection.body_text().chars().take(200).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
+
 /// The SVID of the caller's verified client certificate.
 fn caller_svid(parts: &Parts, state: &AppState) -> Result<LeafSvid, ApiError> {
     let Some(PeerCertificates(chain)) = parts.extensions.get::<PeerCertificates>() else {

@@ -64,6 +64,14 @@ impl DataDir {
     pub fn server_key(&self) -> PathBuf {
         self.root.join("server/tls.key")
     }
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("server/lock")
+    }
+    /// The address the running authority listens on, written by `sigil serve` so that admin
+    /// commands find a server started with `--listen`.
+    pub fn listen_file(&self) -> PathBuf {
+        self.root.join("server/listen")
+    }
     pub fn jwt_keys(&self) -> PathBuf {
         self.root.join("jwt/keys.json")
     }
@@ -92,6 +100,61 @@ pub struct Config {
     /// DNS names and IP addresses the serving certificate covers beyond the loopback names.
     #[serde(default)]
     pub extra_sans: Vec<String>,
+}
+
+/// Takes the data directory's exclusive lock, so that two `sigil serve` processes never share one
+/// data directory (they would rotate its CAs independently). The lock lasts as long as the file.
+pub fn lock_data_dir(data_dir: &DataDir) -> Result<fs::File, ServerError> {
+    let path = data_dir.lock();
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|err| ServerError::io(dir, err))?;
+    }
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|err| ServerError::io(&path, err))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(ServerError::Config(format!(
+            "another `sigil serve` is already running on {}; stop it first, or give this one its \
+             own --data-dir",
+            data_dir.root().display()
+        ))),
+        Err(fs::TryLockError::Error(err)) => Err(ServerError::io(&path, err)),
+    }
+}
+
+/// Refuses private keys that other users can read, as ssh does: a readable CA key lets anyone
+/// on the machine issue identities.
+#[cfg(unix)]
+pub fn check_key_permissions(data_dir: &DataDir) -> Result<(), ServerError> {
+    use std::os::unix::fs::PermissionsExt;
+
+    for path in [
+        data_dir.root_key(),
+        data_dir.signing_key(),
+        data_dir.jwt_keys(),
+    ] {
+        let Ok(metadata) = fs::metadata(&path) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ServerError::Config(format!(
+                "{} is readable by other users (mode {mode:o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn check_key_permissions(_data_dir: &DataDir) -> Result<(), ServerError> {
+    Ok(())
 }
 
 /// Writes `contents` to `path` atomically (temporary file, fsync, rename).

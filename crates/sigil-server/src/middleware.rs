@@ -45,6 +45,19 @@ pub(crate) async fn observe(
     response
 }
 
+/// Longest request path kept in an audit event, in bytes.
+const MAX_AUDITED_PATH: usize = 200;
+
+/// Longest error message kept in an audit event, in bytes.
+const MAX_AUDITED_MESSAGE: usize = 400;
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    format!("{}…", &text[..text.floor_char_boundary(max)])
+}
+
 pub(crate) async fn audit_rejection(
     state: &AppState,
     caller: &str,
@@ -54,14 +67,18 @@ pub(crate) async fn audit_rejection(
     rejection: Option<Rejection>,
 ) {
     let (code, message) = rejection.map_or(("rejected", String::new()), |r| (r.code, r.message));
+    // Paths and messages are capped so that an anonymous caller cannot grow the log or the audit
+    // chain by more than a few hundred bytes per request.
+    let path = truncate(path, MAX_AUDITED_PATH);
+    let message = truncate(&message, MAX_AUDITED_MESSAGE);
     metrics::denial(code);
     tracing::info!(
         method,
-        path,
+        %path,
         status,
         code,
         caller,
-        message,
+        %message,
         "request rejected"
     );
 
@@ -69,12 +86,12 @@ pub(crate) async fn audit_rejection(
         at_ms: state.clock.now_ms(),
         actor: caller.to_owned(),
         action: "request.rejected".to_owned(),
-        subject: path.to_owned(),
+        subject: path.clone(),
         outcome: "denied".to_owned(),
         details: json!({"method": method, "status": status, "code": code, "message": message})
             .to_string(),
     };
     if let Err(err) = state.store.record_audit(record).await {
-        tracing::error!(error = %err, path, "failed to audit a rejected request");
+        tracing::error!(error = %err, %path, "failed to audit a rejected request");
     }
 }

@@ -34,6 +34,10 @@ use crate::tls::{PeerCertificates, ServingCertificate, issue_serving_certificate
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client may take to send its request headers (HTTP/1.1), and how long an HTTP/2
+/// keep-alive ping may go unanswered.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -93,6 +97,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let data_dir = options.data_dir.clone();
+    let _lock = crate::layout::lock_data_dir(&data_dir)?;
+    crate::layout::check_key_permissions(&data_dir)?;
     let config = data_dir.read_config()?;
     let trust_domain = TrustDomain::new(&config.trust_domain)
         .map_err(|err| ServerError::Config(format!("config.json: {err}")))?;
@@ -150,9 +156,7 @@ pub async fn serve(
         serving,
         config.extra_sans,
     ));
-    let local = listener
-        .local_addr()
-        .map_err(|err| ServerError::Tls(err.to_string()))?;
+    write_atomic(&data_dir.listen_file(), local.to_string().as_bytes(), false)?;
     tracing::info!(listen = %local, trust_domain = %trust_domain, "authority started");
 
     accept_loop(listener, TlsAcceptor::from(tls), app, shutdown).await;
@@ -254,7 +258,18 @@ async fn serve_connection(
         request
     });
 
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that opens a connection and never finishes its request headers is dropped, so
+    // idle sockets cannot pile up.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(HEADER_TIMEOUT))
+        .keep_alive_timeout(HEADER_TIMEOUT);
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service));
     if let Err(err) = watcher.watch(connection.into_owned()).await {

@@ -6,9 +6,8 @@
 use std::collections::HashSet;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::json;
 use sigil_core::lifetime::SvidLifetime;
 use sigil_core::{AgentName, AgentStatus, AuditRecord, Email, Entitlement};
@@ -23,7 +22,7 @@ use super::agent::{issue, parse_csr, svid_response};
 use super::convert::{agent_view, credential_view, entitlement_view, finding_view, owner_view};
 use crate::clock::unix_ms;
 use crate::error::ApiError;
-use crate::extract::{AdminCaller, ApiJson, OptionalJson};
+use crate::extract::{AdminCaller, ApiJson, ApiPath, OptionalJson};
 use crate::state::AppState;
 
 /// Lifetime of admin certificates.
@@ -55,10 +54,16 @@ fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
             "invalid_request",
             format!("`{field}` is longer than {MAX_TEXT} bytes"),
         )),
-        Some(text) if text.chars().any(char::is_control) => Err(ApiError::bad_request(
-            "invalid_request",
-            format!("`{field}` cannot contain control characters"),
-        )),
+        Some(text)
+            if text
+                .chars()
+                .any(|c| c.is_control() || sigil_core::owner::is_invisible(c)) =>
+        {
+            Err(ApiError::bad_request(
+                "invalid_request",
+                format!("`{field}` cannot contain control or invisible formatting characters"),
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -100,7 +105,7 @@ pub(super) async fn add_owner(
 pub(super) async fn depart_owner(
     State(state): State<AppState>,
     caller: AdminCaller,
-    Path(email): Path<String>,
+    ApiPath(email): ApiPath<String>,
 ) -> Result<Json<OwnerView>, ApiError> {
     let email = parse_email(&email)?;
     let now_ms = state.clock.now_ms();
@@ -204,7 +209,7 @@ pub(super) async fn list_agents(
 pub(super) async fn show_agent(
     State(state): State<AppState>,
     _caller: AdminCaller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<AgentDetail>, ApiError> {
     let name = parse_name(&name)?;
     let now_ms = state.clock.now_ms();
@@ -227,7 +232,7 @@ pub(super) async fn show_agent(
 pub(super) async fn suspend_agent(
     state: State<AppState>,
     caller: AdminCaller,
-    name: Path<String>,
+    name: ApiPath<String>,
     body: OptionalJson<StatusChangeRequest>,
 ) -> Result<Json<StatusChangeResponse>, ApiError> {
     change_status(
@@ -245,7 +250,7 @@ pub(super) async fn suspend_agent(
 pub(super) async fn resume_agent(
     state: State<AppState>,
     caller: AdminCaller,
-    name: Path<String>,
+    name: ApiPath<String>,
     body: OptionalJson<StatusChangeRequest>,
 ) -> Result<Json<StatusChangeResponse>, ApiError> {
     change_status(
@@ -263,7 +268,7 @@ pub(super) async fn resume_agent(
 pub(super) async fn decommission_agent(
     state: State<AppState>,
     caller: AdminCaller,
-    name: Path<String>,
+    name: ApiPath<String>,
     body: OptionalJson<StatusChangeRequest>,
 ) -> Result<Json<StatusChangeResponse>, ApiError> {
     change_status(
@@ -280,7 +285,7 @@ pub(super) async fn decommission_agent(
 async fn change_status(
     State(state): State<AppState>,
     caller: AdminCaller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: OptionalJson<StatusChangeRequest>,
     transition: Transition,
     action: &str,
@@ -320,7 +325,7 @@ async fn change_status(
 pub(super) async fn grant(
     State(state): State<AppState>,
     caller: AdminCaller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<GrantRequest>,
 ) -> Result<(StatusCode, Json<AgentDetail>), ApiError> {
     let name = parse_name(&name)?;
@@ -342,26 +347,50 @@ pub(super) async fn grant(
         .await?;
     tracing::info!(agent = %name, %entitlement, "entitlement granted");
 
-    let Json(detail) = show_agent(State(state), caller, Path(name.to_string())).await?;
+    let Json(detail) = show_agent(State(state), caller, ApiPath(name.to_string())).await?;
     Ok((StatusCode::CREATED, Json(detail)))
-}
-
-/// Query of `GET /v1/admin/findings`.
-#[derive(Debug, Deserialize)]
-pub(super) struct FindingQuery {
-    kind: Option<String>,
 }
 
 /// `GET /v1/admin/findings`.
 pub(super) async fn list_findings(
     State(state): State<AppState>,
     _caller: AdminCaller,
-    Query(query): Query<FindingQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<FindingList>, ApiError> {
-    let findings = state.store.findings(query.kind.as_deref()).await?;
+    let kind = finding_kind(query.as_deref())?;
+    let findings = state.store.findings(kind.as_deref()).await?;
     Ok(Json(FindingList {
         findings: findings.into_iter().map(finding_view).collect(),
     }))
+}
+
+/// Reads the optional `kind=KIND` query of the findings list; any other parameter is an error.
+fn finding_kind(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = |message: String| ApiError::bad_request("invalid_query", message);
+
+    let mut kind = None;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "kind" {
+            return Err(invalid(format!(
+                "unknown query parameter `{}`; only `kind` is accepted",
+                key.chars().take(40).collect::<String>()
+            )));
+        }
+        if kind.is_some() {
+            return Err(invalid("`kind` may be given once".into()));
+        }
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+            return Err(invalid(
+                "`kind` is a lowercase word joined by `-`, such as identity-fork".into(),
+            ));
+        }
+        kind = Some(value.to_owned());
+    }
+    Ok(kind)
 }
 
 /// `POST /v1/admin/renew`: issues a fresh admin certificate to the admin presenting one.

@@ -61,6 +61,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/findings", get(admin::list_findings))
         .route_layer(from_fn_with_state(state.clone(), observe))
         .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -68,23 +69,56 @@ pub(crate) fn router(state: AppState) -> Router {
 /// Answers routes that do not exist with 404, audited like every other rejection.
 async fn unknown_route(State(state): State<AppState>, request: Request) -> ApiError {
     let error = ApiError::not_found(format!(
-        "no route {} {}; see /openapi.json for the API",
+        "no route {} {}; docs/api.md lists the API",
         request.method(),
-        request.uri().path()
+        request.uri().path().chars().take(200).collect::<String>()
     ));
     let caller = crate::extract::actor(request.extensions(), &state);
+    audit_unrouted(
+        &state,
+        caller,
+        request.method().to_string(),
+        request.uri().path().to_owned(),
+        error,
+    )
+    .await
+}
+
+/// Answers a known path called with the wrong method with 405, audited.
+async fn method_not_allowed(State(state): State<AppState>, request: Request) -> ApiError {
+    let error = ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path().chars().take(200).collect::<String>()
+        ),
+    );
+    let caller = crate::extract::actor(request.extensions(), &state);
+    audit_unrouted(
+        &state,
+        caller,
+        request.method().to_string(),
+        request.uri().path().to_owned(),
+        error,
+    )
+    .await
+}
+
+/// Audits a request that no handler served, then returns its error.
+async fn audit_unrouted(
+    state: &AppState,
+    caller: String,
+    method: String,
+    path: String,
+    error: ApiError,
+) -> ApiError {
     let rejection = crate::error::Rejection {
         code: error.code,
         message: error.message.clone(),
     };
-    audit_rejection(
-        &state,
-        &caller,
-        request.method().as_str(),
-        request.uri().path(),
-        404,
-        Some(rejection),
-    )
-    .await;
+    let status = error.status.as_u16();
+    audit_rejection(state, &caller, &method, &path, status, Some(rejection)).await;
     error
 }

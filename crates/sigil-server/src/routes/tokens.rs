@@ -59,7 +59,7 @@ pub(super) async fn create_token(
         Some(text) => parse_duration(text)
             .map_err(|err| ApiError::bad_request("invalid_ttl", err.to_string()))?,
     };
-    if ttl.is_zero() || ttl > MAX_TTL {
+    if ttl < Duration::from_secs(1) || ttl > MAX_TTL {
         return Err(ApiError::bad_request(
             "invalid_ttl",
             format!(
@@ -106,7 +106,7 @@ pub(super) async fn create_token(
 }
 
 fn humanize(duration: Duration) -> String {
-    format!("{}s", duration.as_secs())
+    format!("{duration:?}")
 }
 
 #[cfg(test)]

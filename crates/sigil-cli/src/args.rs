@@ -64,6 +64,8 @@ pub enum Command {
     Token(TokenCommand),
     /// List governance findings.
     Findings(FindingsArgs),
+    /// Run a self-contained tour on a temporary data directory (under a minute).
+    Demo,
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -3,6 +3,7 @@
 mod admin;
 mod admin_identity;
 mod args;
+mod demo;
 mod local;
 mod output;
 
@@ -43,13 +44,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(command) => admin::agent(&cli.global, command).await,
         Command::Token(command) => admin::token(&cli.global, command).await,
         Command::Findings(args) => admin::findings(&cli.global, args).await,
+        Command::Demo => demo::run().await,
     }
 }
 
 /// Logs go to stderr, so that stdout carries only command output. `SIGIL_LOG` (or `RUST_LOG`)
 /// sets the filter; the default is `info` for `serve` and `warn` otherwise.
 fn init_logging(cli: &Cli) {
-    let default = if matches!(cli.command, Command::Serve(_)) {
+    let default = if matches!(cli.command, Command::Demo) {
+        "error"
+    } else if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
         "warn"

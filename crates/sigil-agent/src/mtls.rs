@@ -277,3 +277,87 @@ pub fn split_der_certificates(der: &[u8]) -> Result<Vec<CertificateDer<'static>>
     }
     Ok(certificates)
 }
+
+/// Follows a Workload API (Sigil's or any other SPIFFE implementation's) and keeps the newest
+/// X.509 material in the returned watch, for [`server_config`] and [`client_config`].
+///
+/// `endpoint` is a Workload API address such as `unix:/run/sigil/agent.sock`. The first SVID is
+/// awaited before this returns; a background task then applies every rotation until the stream
+/// ends, logging why it ended.
+pub async fn watch_workload_api(endpoint: &str) -> Result<MaterialWatch, AgentError> {
+    use tokio_stream::StreamExt;
+
+    let client = spiffe::WorkloadApiClient::connect_to(endpoint)
+        .await
+        .map_err(|err| {
+            AgentError::Crypto(format!(
+                "cannot connect to the Workload API at {endpoint}: {err}"
+            ))
+        })?;
+    let mut stream = client
+        .stream_x509_contexts()
+        .await
+        .map_err(|err| AgentError::Crypto(format!("Workload API stream failed: {err}")))?;
+
+    let first = match stream.next().await {
+        Some(Ok(context)) => material_from_context(&context)?,
+        Some(Err(err)) => {
+            return Err(AgentError::Crypto(format!(
+                "Workload API stream failed: {err}"
+            )));
+        }
+        None => {
+            return Err(AgentError::Crypto(
+                "the Workload API closed the stream before sending an SVID".into(),
+            ));
+        }
+    };
+    let (sender, receiver) = watch::channel(Some(Arc::new(first)));
+
+    tokio::spawn(async move {
+        while let Some(update) = stream.next().await {
+            match update
+                .map_err(|err| err.to_string())
+                .and_then(|c| material_from_context(&c).map_err(|e| e.to_string()))
+            {
+                Ok(material) => {
+                    tracing::debug!(spiffe_id = %material.spiffe_id, "Workload API pushed a new SVID");
+                    sender.send_replace(Some(Arc::new(material)));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "ignoring an unusable Workload API update")
+                }
+            }
+        }
+        tracing::warn!("the Workload API stream ended; TLS keeps using the last SVID");
+    });
+    Ok(receiver)
+}
+
+fn material_from_context(context: &spiffe::X509Context) -> Result<X509Material, AgentError> {
+    let svid = context
+        .default_svid()
+        .ok_or_else(|| AgentError::Crypto("the Workload API sent no SVID".into()))?;
+    let trust_domain = svid.spiffe_id().trust_domain();
+    let bundle = context.bundle_set().get(trust_domain).ok_or_else(|| {
+        AgentError::Crypto(format!(
+            "the Workload API sent no bundle for {trust_domain}"
+        ))
+    })?;
+
+    Ok(X509Material {
+        spiffe_id: svid.spiffe_id().to_string(),
+        trust_domain_id: format!("spiffe://{}", svid.spiffe_id().trust_domain_name()),
+        chain_der: svid
+            .cert_chain()
+            .iter()
+            .flat_map(|c| c.as_ref().to_vec())
+            .collect(),
+        key_pkcs8_der: zeroize::Zeroizing::new(svid.private_key().as_ref().to_vec()),
+        bundle_der: bundle
+            .authorities()
+            .iter()
+            .flat_map(|c| c.as_ref().to_vec())
+            .collect(),
+    })
+}

@@ -73,3 +73,48 @@ fn new_key(now: OffsetDateTime) -> Result<SigningKey, ServerError> {
     SigningKey::generate(now)
         .map_err(|err| ServerError::Config(format!("cannot create a JWT signing key: {err}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_retired_key_until_tokens_expire() {
+        let start = OffsetDateTime::now_utc();
+        let keys = KeySet::new(new_key(start).unwrap()).unwrap();
+        let first_kid = keys.current().kid().to_owned();
+
+        assert!(
+            rotate_if_due(&keys, start + time::Duration::hours(1))
+                .unwrap()
+                .is_none(),
+            "not due yet"
+        );
+
+        let rotated_at = start + to_time(JWT_KEY_ROTATION);
+        let rotated = rotate_if_due(&keys, rotated_at)
+            .unwrap()
+            .expect("due after 24 h");
+        assert_ne!(rotated.current().kid(), first_kid, "a new key must sign");
+        let published: Vec<String> = rotated.jwks().keys.iter().map(|k| k.kid.clone()).collect();
+        assert!(
+            published.contains(&first_kid),
+            "the retired key must stay published"
+        );
+
+        let after_tokens = rotated_at + to_time(MAX_JWT_LIFETIME) + time::Duration::minutes(5);
+        let pruned = rotate_if_due(&rotated, after_tokens)
+            .unwrap()
+            .expect("the retired key is prunable");
+        let published: Vec<String> = pruned.jwks().keys.iter().map(|k| k.kid.clone()).collect();
+        assert!(
+            !published.contains(&first_kid),
+            "the retired key must go once its tokens expired"
+        );
+        assert_eq!(
+            pruned.current().kid(),
+            rotated.current().kid(),
+            "pruning must not rotate"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Sigil's authorization engine on Cedar.
+
+#![forbid(unsafe_code)]

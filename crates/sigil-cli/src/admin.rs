@@ -18,7 +18,7 @@ use crate::args::{AgentCommand, FindingsArgs, GlobalArgs, OwnerCommand, StatusAr
 use crate::output;
 
 /// Builds a client from the data directory, `SIGIL_SERVER` and `SIGIL_IDENTITY`.
-async fn client(global: &GlobalArgs) -> anyhow::Result<SigilClient> {
+pub async fn client(global: &GlobalArgs) -> anyhow::Result<SigilClient> {
     let data_dir = global.data_dir();
     let identity_dir = global
         .identity
@@ -128,6 +128,24 @@ pub async fn agent(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result
                 .await?;
             output::print(json, &detail, || output::agent_detail(&detail))
         }
+        AgentCommand::RevokeGrant {
+            name,
+            entitlement,
+            json,
+        } => {
+            let path = format!("/v1/admin/agents/{}/grants/revoke", path_segment(&name)?);
+            let detail: AgentDetail = post(
+                &client,
+                &path,
+                &GrantRequest {
+                    entitlement: entitlement.clone(),
+                },
+            )
+            .await?;
+            output::print(json, &detail, || {
+                format!("revoked {entitlement} from {}", detail.agent.name)
+            })
+        }
         AgentCommand::Suspend(args) => status_change(&client, "suspend", args).await,
         AgentCommand::Resume(args) => status_change(&client, "resume", args).await,
         AgentCommand::Decommission(args) => status_change(&client, "decommission", args).await,
@@ -220,7 +238,7 @@ pub async fn findings(global: &GlobalArgs, args: FindingsArgs) -> anyhow::Result
 /// The HTTP client's URL parser resolves `.` and `..` segments even when they are written as
 /// `%2E` and `%2E%2E`. Such a value would reach another route, not the server's name check,
 /// so it is rejected here.
-fn path_segment(value: &str) -> anyhow::Result<String> {
+pub fn path_segment(value: &str) -> anyhow::Result<String> {
     if value == "." || value == ".." {
         bail!("invalid name `{value}`: a name cannot be `.` or `..`");
     }

@@ -64,6 +64,11 @@ pub enum Command {
     Token(TokenCommand),
     /// List governance findings.
     Findings(FindingsArgs),
+    /// Ask the decision engine whether an agent may perform an action on a resource.
+    Authorize(AuthorizeArgs),
+    /// Manage custom Cedar policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run a self-contained tour on a temporary data directory (under a minute).
     Demo,
     /// Check the audit log.
@@ -172,6 +177,14 @@ pub enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove an entitlement from an agent's current set.
+    RevokeGrant {
+        name: String,
+        /// ACTION:RESOURCE
+        entitlement: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -203,6 +216,50 @@ pub struct FindingsArgs {
     /// Only findings of this kind, such as identity-fork.
     #[arg(long)]
     pub kind: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AuthorizeArgs {
+    /// Agent name, or its SPIFFE ID.
+    pub agent: String,
+    /// Action, such as `invoke`.
+    pub action: String,
+    /// Resource, such as `tool:crm/contacts`.
+    pub resource: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a Cedar policy file against Sigil's schema and add its policy.
+    Add {
+        /// File with one Cedar policy.
+        file: PathBuf,
+        /// Policy id (default: the file name without extension).
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List custom policies.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a custom policy.
+    Remove {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a TOML file of `[[case]]` tables (principal, action, resource, expect) against the
+    /// authority; exits non-zero on any mismatch.
+    Test {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -6,13 +6,14 @@ mod args;
 mod demo;
 mod local;
 mod output;
+mod policy;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, PolicyCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -45,6 +46,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => admin::token(&cli.global, command).await,
         Command::Findings(args) => admin::findings(&cli.global, args).await,
         Command::Demo => demo::run().await,
+        Command::Authorize(args) => {
+            let client = admin::client(&cli.global).await?;
+            policy::authorize(
+                &client,
+                &args.agent,
+                &args.action,
+                &args.resource,
+                args.json,
+            )
+            .await
+        }
+        Command::Policy(command) => {
+            let client = admin::client(&cli.global).await?;
+            match command {
+                PolicyCommand::Add { file, id, json } => {
+                    policy::add(&client, &file, id, json).await
+                }
+                PolicyCommand::List { json } => policy::list(&client, json).await,
+                PolicyCommand::Remove { id, json } => policy::remove(&client, &id, json).await,
+                PolicyCommand::Test { file, json } => policy::test(&client, &file, json).await,
+            }
+        }
     }
 }
 

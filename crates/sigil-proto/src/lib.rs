@@ -223,6 +223,60 @@ impl fmt::Debug for TokenResponse {
     }
 }
 
+/// `POST /v1/authorize`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    /// The SPIFFE ID of the agent asking, such as `spiffe://example.org/agent/crm-bot`.
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    /// Extra facts for custom policies, available as `context` in Cedar.
+    #[serde(default)]
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The answer of `POST /v1/authorize`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthorizeResponse {
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// Ids of the policies that determined the decision.
+    pub policies: Vec<String>,
+    /// Errors met while evaluating policies, and the reason of a built-in denial.
+    pub diagnostics: Vec<String>,
+    /// Version of the policy set the decision used.
+    pub policy_version: u64,
+}
+
+/// `POST /v1/admin/policies`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddPolicyRequest {
+    /// Cedar policy text: one policy.
+    pub text: String,
+    /// Policy id; derived from the text when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// A custom policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyView {
+    pub id: String,
+    pub text: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// `GET /v1/admin/policies`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyList {
+    pub policies: Vec<PolicyView>,
+    /// Version of the effective policy set.
+    pub version: u64,
+}
+
 /// A governance finding.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FindingView {

@@ -68,6 +68,7 @@ impl Store {
         for (action, resource) in &agent.entitlements {
             insert_entitlement(&mut tx, &agent.name, action, resource, true, now_ms).await?;
         }
+        crate::policies::bump_policy_version(&mut tx).await?;
         audit::append(&mut tx, record).await?;
         tx.commit().await?;
 
@@ -143,9 +144,59 @@ impl Store {
         }
 
         insert_entitlement(&mut tx, agent, action, resource, false, now_ms).await?;
+        crate::findings::update_drift_in(&mut tx, agent, now_ms).await?;
+        crate::policies::bump_policy_version(&mut tx).await?;
         audit::append(&mut tx, record).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Removes an entitlement from an agent's current set.
+    pub async fn revoke_grant(
+        &self,
+        agent: &str,
+        action: &str,
+        resource: &str,
+        record: AuditRecord,
+    ) -> Result<(), StoreError> {
+        let now_ms = record.at_ms;
+        let mut tx = self.write().await?;
+
+        agent_in(&mut tx, agent).await?;
+        let removed =
+            sqlx::query("DELETE FROM entitlements WHERE agent = ? AND action = ? AND resource = ?")
+                .bind(agent)
+                .bind(action)
+                .bind(resource)
+                .execute(&mut *tx)
+                .await?;
+        if removed.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "agent `{agent}` does not hold `{action}:{resource}`"
+            )));
+        }
+        crate::findings::update_drift_in(&mut tx, agent, now_ms).await?;
+        let subject = format!("{agent} {action}:{resource}");
+        crate::findings::resolve_in(&mut tx, "unused-entitlement", &subject, now_ms).await?;
+        crate::policies::bump_policy_version(&mut tx).await?;
+        audit::append(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Returns every agent's entitlements as `(agent, action, resource, baseline)`.
+    pub async fn all_entitlements(
+        &self,
+    ) -> Result<Vec<(String, String, String, bool)>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT agent, action, resource, baseline FROM entitlements ORDER BY agent",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(a, b, c, d)| (a, b, c, d != 0))
+            .collect())
     }
 
     /// Applies a lifecycle change. A change to `decommissioned` also revokes every live
@@ -182,6 +233,7 @@ impl Store {
             Vec::new()
         };
 
+        crate::policies::bump_policy_version(&mut tx).await?;
         let mut record = record;
         record.details = with_revoked(&record.details, &revoked);
         audit::append(&mut tx, record).await?;

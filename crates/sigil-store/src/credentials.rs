@@ -58,6 +58,9 @@ impl Store {
             .bind(&agent)
             .execute(&mut *tx)
             .await?;
+        if next != row.status {
+            crate::policies::bump_policy_version(&mut tx).await?;
+        }
 
         // A new attestation starts a new line, so the previous one is cut off: one agent has one
         // live line of certificates.

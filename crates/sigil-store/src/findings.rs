@@ -48,7 +48,96 @@ pub(crate) async fn open_in(
     .await?)
 }
 
+/// Resolves the open finding of `kind` about `subject`, if any; returns whether one was open.
+pub(crate) async fn resolve_in(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    subject: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let resolved = sqlx::query(
+        "UPDATE findings SET status = 'resolved', last_seen = ? WHERE kind = ? AND subject = ? AND status = 'open'",
+    )
+    .bind(now_ms)
+    .bind(kind)
+    .bind(subject)
+    .execute(&mut *conn)
+    .await?;
+    Ok(resolved.rows_affected() > 0)
+}
+
+/// Opens or resolves the `privilege-drift` finding of `agent`: open while it holds anything
+/// beyond its baseline.
+pub(crate) async fn update_drift_in(
+    conn: &mut SqliteConnection,
+    agent: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let extra: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, resource FROM entitlements WHERE agent = ? AND baseline = 0 ORDER BY action, resource",
+    )
+    .bind(agent)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    if extra.is_empty() {
+        resolve_in(conn, "privilege-drift", agent, now_ms).await?;
+        return Ok(());
+    }
+    let beyond: Vec<String> = extra.iter().map(|(a, r)| format!("{a}:{r}")).collect();
+    let evidence = serde_json::json!({ "beyond_baseline": beyond });
+    open_in(conn, "privilege-drift", agent, "medium", &evidence, now_ms).await?;
+    Ok(())
+}
+
 impl Store {
+    /// Opens an `unused-entitlement` finding for every entitlement not used for `period_ms`
+    /// (counting from its grant when never used), and resolves those used since. Returns the
+    /// number of findings opened or refreshed, and the number resolved.
+    pub async fn scan_unused_entitlements(
+        &self,
+        now_ms: i64,
+        period_ms: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        let mut tx = self.write().await?;
+        let rows: Vec<(String, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT e.agent, e.action, e.resource, e.granted_at, e.last_used_at
+             FROM entitlements e JOIN agents a ON a.name = e.agent
+             WHERE a.status != 'decommissioned'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let (mut opened, mut resolved) = (0, 0);
+        for (agent, action, resource, granted_at, last_used_at) in rows {
+            let subject = format!("{agent} {action}:{resource}");
+            let since = last_used_at.unwrap_or(granted_at);
+            if now_ms - since >= period_ms {
+                let evidence = serde_json::json!({
+                    "agent": agent,
+                    "entitlement": format!("{action}:{resource}"),
+                    "last_used_at_ms": last_used_at,
+                    "granted_at_ms": granted_at,
+                    "unused_for_days": (now_ms - since) / 86_400_000,
+                });
+                open_in(
+                    &mut tx,
+                    "unused-entitlement",
+                    &subject,
+                    "low",
+                    &evidence,
+                    now_ms,
+                )
+                .await?;
+                opened += 1;
+            } else if resolve_in(&mut tx, "unused-entitlement", &subject, now_ms).await? {
+                resolved += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok((opened, resolved))
+    }
+
     /// Returns findings, optionally of one kind, newest first.
     pub async fn findings(&self, kind: Option<&str>) -> Result<Vec<FindingRow>, StoreError> {
         let rows = sqlx::query(

@@ -17,6 +17,7 @@ mod credentials;
 mod error;
 mod findings;
 mod owners;
+mod policies;
 mod rows;
 mod tokens;
 
@@ -32,6 +33,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use agents::Transition;
 pub use error::StoreError;
+pub use policies::PolicyRow;
 pub use rows::{
     AgentRow, AttestOutcome, CredentialRow, EntitlementRow, FindingRow, NewAgent, NewCredential,
     OwnerRow, RenewOutcome,

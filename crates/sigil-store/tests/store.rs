@@ -446,3 +446,87 @@ async fn failed_change_leaves_no_audit_event() {
         "a rolled-back change must not leave its audit event"
     );
 }
+
+#[tokio::test]
+async fn grant_beyond_baseline_opens_drift() {
+    let (_dir, store) = enrolled().await;
+    let before = store.policy_version().await.unwrap();
+    store
+        .grant(
+            "bot",
+            "invoke",
+            "tool:erp/*",
+            NOW,
+            record("agent.granted", "bot"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.policy_version().await.unwrap() > before,
+        "a grant must bump the policy version"
+    );
+
+    let drift = store.findings(Some("privilege-drift")).await.unwrap();
+    assert_eq!(drift.len(), 1);
+    assert_eq!(drift[0].status, "open");
+    assert_eq!(drift[0].evidence["beyond_baseline"][0], "invoke:tool:erp/*");
+
+    store
+        .revoke_grant(
+            "bot",
+            "invoke",
+            "tool:erp/*",
+            record("agent.grant_revoked", "bot"),
+        )
+        .await
+        .unwrap();
+    let drift = store.findings(Some("privilege-drift")).await.unwrap();
+    assert_eq!(
+        drift[0].status, "resolved",
+        "drift must resolve once the extra grant is gone"
+    );
+}
+
+#[tokio::test]
+async fn revoke_unknown_grant_not_found() {
+    let (_dir, store) = enrolled().await;
+    let missing = store
+        .revoke_grant("bot", "invoke", "tool:none", record("r", "bot"))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn unused_entitlement_found_after_period() {
+    const DAY: i64 = 86_400_000;
+    let (_dir, store) = enrolled().await;
+    let period = 30 * DAY;
+
+    let (opened, _) = store
+        .scan_unused_entitlements(NOW + 29 * DAY, period)
+        .await
+        .unwrap();
+    assert_eq!(opened, 0, "not unused for 30 days yet");
+
+    let (opened, _) = store
+        .scan_unused_entitlements(NOW + 31 * DAY, period)
+        .await
+        .unwrap();
+    assert_eq!(opened, 1);
+    let unused = store.findings(Some("unused-entitlement")).await.unwrap();
+    assert_eq!(unused[0].subject, "bot invoke:tool:crm/*");
+
+    let used_at = NOW + 31 * DAY + 1;
+    store
+        .record_entitlement_use(&[("bot".into(), "invoke".into(), "tool:crm/*".into(), used_at)])
+        .await
+        .unwrap();
+    let (opened, resolved) = store
+        .scan_unused_entitlements(NOW + 32 * DAY, period)
+        .await
+        .unwrap();
+    assert_eq!((opened, resolved), (0, 1), "use must resolve the finding");
+}

@@ -229,6 +229,9 @@ pub async fn findings(global: &GlobalArgs, args: FindingsArgs) -> anyhow::Result
         }
         None => "/v1/admin/findings".to_owned(),
     };
+    if args.scan {
+        let _: FindingList = post(&client, "/v1/admin/findings/scan", &json!({})).await?;
+    }
     let list: FindingList = client.get_json(&path).await?;
     output::print(args.json, &list, || output::findings_table(&list.findings))
 }

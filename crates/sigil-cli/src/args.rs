@@ -106,6 +106,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     pub signing_ca_lifetime: std::time::Duration,
 
+    /// How long a granted entitlement may go unused before `findings --scan` reports it.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub unused_entitlement_period: std::time::Duration,
+
     /// How often to check whether the signing CA is due for rotation.
     #[arg(long, default_value = "60s", value_parser = parse_duration, hide = true)]
     pub rotation_check_interval: std::time::Duration,
@@ -216,6 +220,9 @@ pub struct FindingsArgs {
     /// Only findings of this kind, such as identity-fork.
     #[arg(long)]
     pub kind: Option<String>,
+    /// Run the scans now, then list.
+    #[arg(long)]
+    pub scan: bool,
 }
 
 #[derive(Args)]

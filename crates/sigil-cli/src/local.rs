@@ -68,6 +68,7 @@ pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
     options.rotation_check_interval = args.rotation_check_interval;
     options.database_url = args.database_url;
     options.issuer = args.issuer;
+    options.unused_entitlement_period = args.unused_entitlement_period;
 
     run_server(options, listener, shutdown_signal()).await?;
     Ok(())

@@ -48,7 +48,10 @@ pub enum PolicyError {
 
     /// An action name is not a valid entitlement action.
     #[error("invalid action `{action}`: {reason}")]
-    InvalidAction { action: String, reason: &'static str },
+    InvalidAction {
+        action: String,
+        reason: &'static str,
+    },
 
     /// A context attribute name is not a plain Cedar identifier.
     #[error("invalid context attribute `{name}`: {reason}")]
@@ -89,7 +92,9 @@ pub struct SourceDiagnostic {
 impl fmt::Display for SourceDiagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.line, self.column) {
-            (Some(line), Some(column)) => write!(f, "line {line}, column {column}: {}", self.message),
+            (Some(line), Some(column)) => {
+                write!(f, "line {line}, column {column}: {}", self.message)
+            }
             _ => f.write_str(&self.message),
         }
     }

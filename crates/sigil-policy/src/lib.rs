@@ -1,3 +1,76 @@
-//! Sigil's authorization engine on Cedar.
+//! Sigil's authorization engine: entitlements compiled to Cedar policies, indexed per principal.
+//!
+//! This crate is a pure library without HTTP or SQL. The server fills a [`PolicyStore`] with
+//! agents and custom policies, builds an immutable [`Snapshot`] and hands it to the [`Engine`],
+//! which answers [`Request`]s with [`Decision`]s.
+//!
+//! # Schema
+//!
+//! Sigil generates its Cedar schema (see [`Schema::schema_text`]) in the `Sigil` namespace:
+//!
+//! - `Sigil::Agent`, id = agent name, attributes `owner` (e-mail), `status` (`registered`,
+//!   `active`, `suspended` or `decommissioned`) and `spiffe_id`, member of its owner;
+//! - `Sigil::Owner`, id = e-mail, so custom policies can write `principal in Sigil::Owner::"…"`;
+//! - `Sigil::Resource`, id = the resource string, with the same string in attribute `id`;
+//! - one `Sigil::Action` per action name, each applying to agents and resources.
+//!
+//! Cedar's validator only accepts actions the schema declares, so the schema is generated from the
+//! set of known actions rather than declaring one generic action: the actions of all entitlements,
+//! the actions declared explicitly with [`PolicyStore::declare_action`], and the actions that
+//! accepted custom policies mention. This way the validator still rejects a custom policy with a
+//! misspelled action, and removing the last entitlement of an action never invalidates a custom
+//! policy that names it. The schema changes only between snapshots, and every snapshot validates
+//! its custom policies against its own schema.
+//!
+//! # Entitlements
+//!
+//! An entitlement `ACTION:RESOURCE` of an agent compiles to one `permit` policy with id
+//! `entitlement/<agent>/<ACTION:RESOURCE>` (see [`entitlement_policy_text`]). An exact resource
+//! becomes `resource == Sigil::Resource::"…"`; a trailing `*` becomes
+//! `resource.id like "<prefix>*"` with every other `*` escaped. Baseline and granted
+//! entitlements compile the same way.
+//!
+//! # Built-in rule
+//!
+//! A suspended or decommissioned agent is denied every request. [`Snapshot::authorize`] checks
+//! the status before it calls Cedar, so no custom policy can re-allow such an agent, and the
+//! decision names the built-in policy [`INACTIVE_AGENT_POLICY_ID`]. The same rule is also a
+//! Cedar `forbid` policy in the exported flat policy set ([`Snapshot::policy_set`]), so plain
+//! Cedar reaches the same decision from an export. The engine does not evaluate that `forbid`,
+//! because the status check has already decided every request it could apply to.
+//!
+//! # Indexing
+//!
+//! Cedar evaluates every policy of the set it is given, so the engine evaluates per request only
+//! the policies whose scope can match: the agent's slice for the action and the action's global
+//! set of custom policies (see [`Snapshot`]). Both are built with the snapshot, not per request.
 
 #![forbid(unsafe_code)]
+
+mod authorize;
+mod compile;
+mod custom;
+mod decision;
+mod engine;
+mod error;
+mod policy_test;
+mod schema;
+mod snapshot;
+mod source;
+mod store;
+
+pub use compile::{
+    ENTITLEMENT_POLICY_PREFIX, INACTIVE_AGENT_POLICY, INACTIVE_AGENT_POLICY_ID,
+    compile_entitlement, entitlement_policy_id, entitlement_policy_text,
+    parse_entitlement_policy_id,
+};
+pub use custom::{AcceptedPolicy, CustomPolicy};
+pub use decision::{Decision, PrincipalRef, Request, Verdict};
+pub use engine::Engine;
+pub use error::{PolicyError, SourceDiagnostic};
+pub use policy_test::{CaseResult, run_policy_tests};
+pub use schema::{
+    ACTION_TYPE, AGENT_TYPE, ContextAttributeType, NAMESPACE, OWNER_TYPE, RESOURCE_TYPE, Schema,
+};
+pub use snapshot::Snapshot;
+pub use store::{AgentRecord, PolicyStore};

@@ -127,7 +127,10 @@ fn render_schema(
     text.push_str("  };\n");
 
     if !actions.is_empty() {
-        let names: Vec<String> = actions.iter().map(|action| format!("\"{action}\"")).collect();
+        let names: Vec<String> = actions
+            .iter()
+            .map(|action| format!("\"{action}\""))
+            .collect();
         // Writing to a String cannot fail.
         let _ = writeln!(text, "  action {} appliesTo {{", names.join(", "));
         text.push_str("    principal: [Agent],\n");
@@ -249,18 +252,17 @@ mod tests {
         let schema = Schema::new(actions(&["invoke", "read"]), BTreeMap::new()).unwrap();
         let text = schema.schema_text();
         assert!(text.contains("entity Agent in [Owner]"), "{text}");
-        assert!(text.contains("action \"invoke\", \"read\" appliesTo"), "{text}");
+        assert!(
+            text.contains("action \"invoke\", \"read\" appliesTo"),
+            "{text}"
+        );
 
         let declared: Vec<String> = schema
             .cedar_schema()
             .actions()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(
-            declared.len(),
-            2,
-            "declared actions: {declared:?}"
-        );
+        assert_eq!(declared.len(), 2, "declared actions: {declared:?}");
         assert!(declared.contains(&r#"Sigil::Action::"invoke""#.to_owned()));
     }
 
@@ -285,7 +287,10 @@ mod tests {
     fn invalid_names_rejected() {
         for bad in ["", "in voke", "a:b", "a\"b"] {
             let error = Schema::new(actions(&[bad]), BTreeMap::new()).unwrap_err();
-            assert!(matches!(error, PolicyError::InvalidAction { .. }), "{bad:?}: {error}");
+            assert!(
+                matches!(error, PolicyError::InvalidAction { .. }),
+                "{bad:?}: {error}"
+            );
         }
         for bad in ["", "1ip", "a-b", "a.b", "ünicode"] {
             let attributes = BTreeMap::from([(bad.to_owned(), ContextAttributeType::String)]);

@@ -164,6 +164,39 @@ impl FromRequestParts<AppState> for AdminCaller {
     }
 }
 
+/// A caller of the decision API: an admin or a gateway, `spiffe://<td>/gateway/<name>`.
+pub(crate) struct DecisionCaller {
+    pub spiffe_id: String,
+}
+
+impl FromRequestParts<AppState> for DecisionCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let svid = caller_svid(parts, state)?;
+        match Principal::from_id(&svid.spiffe_id, &state.trust_domain) {
+            Some(Principal::Admin(_) | Principal::Gateway(_)) => {}
+            _ => {
+                return Err(ApiError::forbidden(
+                    "decision_caller_required",
+                    format!(
+                        "`{}` may not call the decision API; only admins and gateways \
+                         (spiffe://{}/gateway/<name>) may",
+                        svid.spiffe_id, state.trust_domain
+                    ),
+                ));
+            }
+        }
+        check_issued_and_live(state, &svid).await?;
+        Ok(Self {
+            spiffe_id: svid.spiffe_id.to_string(),
+        })
+    }
+}
+
 /// An agent caller, `spiffe://<td>/agent/<name>`, presenting a certificate this authority issued
 /// and has not revoked.
 pub(crate) struct AgentCaller {

@@ -18,6 +18,7 @@ pub mod jwt_keys;
 pub mod layout;
 mod metrics;
 mod middleware;
+mod policy;
 pub(crate) mod routes;
 pub mod serve;
 mod state;

@@ -3,6 +3,7 @@
 //! - `sigil_svid_issuances_total`: X.509-SVIDs issued by attestation.
 //! - `sigil_svid_renewals_total`: X.509-SVIDs issued by renewal.
 //! - `sigil_jwt_svid_issuances_total`: JWT-SVIDs minted.
+//! - `sigil_authorize_decisions_total{decision}`: decisions of `/v1/authorize`.
 //! - `sigil_denials_total{reason}`: rejected requests, by error code.
 //! - `sigil_http_request_duration_seconds{method, route, status}`: request latency histogram.
 
@@ -60,6 +61,10 @@ pub(crate) fn issuance() {
 
 pub(crate) fn renewal() {
     metrics::counter!("sigil_svid_renewals_total").increment(1);
+}
+
+pub(crate) fn decision(verdict: &'static str) {
+    metrics::counter!("sigil_authorize_decisions_total", "decision" => verdict).increment(1);
 }
 
 pub(crate) fn jwt_issued() {

@@ -44,6 +44,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the CRL is rebuilt even without revocations, well within its one-hour validity.
 const CRL_REFRESH: Duration = Duration::from_secs(15 * 60);
 
+/// How often entitlement use recorded by decisions is written to the registry.
+const USAGE_FLUSH: Duration = Duration::from_secs(5);
+
+/// Default period after which an unused granted entitlement is reported.
+pub const UNUSED_ENTITLEMENT_PERIOD: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// Settings of one `sigil serve` run.
 #[derive(Clone)]
 pub struct ServeOptions {
@@ -52,6 +58,8 @@ pub struct ServeOptions {
     pub signing_ca_lifetime: Duration,
     /// How often the rotation task checks the signing CA.
     pub rotation_check_interval: Duration,
+    /// How long a granted entitlement may go unused before the scan reports it.
+    pub unused_entitlement_period: Duration,
     /// Issuer of JWT-SVIDs (`iss`); `None` means `https://<listen address>`.
     pub issuer: Option<String>,
     /// Database URL; `None` means the SQLite file in the data directory.
@@ -83,6 +91,7 @@ impl ServeOptions {
             data_dir,
             signing_ca_lifetime: SIGNING_LIFETIME,
             rotation_check_interval: Duration::from_secs(60),
+            unused_entitlement_period: UNUSED_ENTITLEMENT_PERIOD,
             issuer: None,
             database_url: None,
             clock: Clock::default(),
@@ -130,6 +139,7 @@ pub async fn serve(
     )?);
 
     let jwt_keys = crate::jwt_keys::load_or_create(&data_dir, now)?;
+    let policy = Arc::new(crate::policy::PolicyService::load(&store).await?);
     let local = listener
         .local_addr()
         .map_err(|err| ServerError::Tls(err.to_string()))?;
@@ -147,6 +157,8 @@ pub async fn serve(
         metrics: Metrics::install(),
         jwt_keys: Arc::new(ArcSwap::from_pointee(jwt_keys)),
         issuer,
+        policy: policy.clone(),
+        unused_entitlement_period: options.unused_entitlement_period,
     };
     let app = router(state.clone());
 
@@ -162,6 +174,7 @@ pub async fn serve(
     accept_loop(listener, TlsAcceptor::from(tls), app, shutdown).await;
 
     background.abort();
+    policy.flush_usage(&store).await;
     store.close().await;
     tracing::info!("authority stopped");
     Ok(())
@@ -287,6 +300,7 @@ async fn run_background_tasks(
     let mut rotation = tokio::time::interval(options.rotation_check_interval);
     let mut crl_refresh = tokio::time::interval(CRL_REFRESH);
     let mut jwt_rotation = tokio::time::interval(options.rotation_check_interval);
+    let mut usage_flush = tokio::time::interval(USAGE_FLUSH);
     loop {
         tokio::select! {
             _ = rotation.tick() => {
@@ -298,6 +312,9 @@ async fn run_background_tasks(
                 if let Err(err) = rotate_jwt_keys_if_due(&state, &options) {
                     tracing::error!(error = %err, "JWT key rotation failed; will retry");
                 }
+            }
+            _ = usage_flush.tick() => {
+                state.policy.flush_usage(&state.store).await;
             }
             _ = crl_refresh.tick() => {
                 let authority = state.authority.load();

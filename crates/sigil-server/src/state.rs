@@ -24,4 +24,8 @@ pub(crate) struct AppState {
     pub jwt_keys: Arc<ArcSwap<sigil_jwt::KeySet>>,
     /// The `iss` of JWT-SVIDs and the OpenID issuer, such as `https://127.0.0.1:8443`.
     pub issuer: String,
+    /// The decision engine.
+    pub policy: Arc<crate::policy::PolicyService>,
+    /// How long a granted entitlement may go unused before the scan reports it.
+    pub unused_entitlement_period: std::time::Duration,
 }

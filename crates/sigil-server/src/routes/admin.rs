@@ -173,6 +173,7 @@ pub(super) async fn register_agent(
     let record = success(&caller, now_ms, "agent.registered", name.as_str(), details);
 
     let row = state.store.register_agent(&agent, now_ms, record).await?;
+    super::refresh_engine(&state, name.as_str()).await;
     tracing::info!(agent = %name, owner = %owner, "agent registered");
     Ok((StatusCode::CREATED, Json(agent_view(row))))
 }
@@ -206,7 +207,7 @@ pub(super) async fn list_agents(
 }
 
 /// `GET /v1/admin/agents/{name}`.
-pub(super) async fn show_agent(
+pub(crate) async fn show_agent(
     State(state): State<AppState>,
     _caller: AdminCaller,
     ApiPath(name): ApiPath<String>,
@@ -308,6 +309,7 @@ async fn change_status(
         .change_agent_status(name.as_str(), transition, reason.as_deref(), now_ms, record)
         .await?;
 
+    super::refresh_engine(&state, name.as_str()).await;
     if !revoked.is_empty() {
         let authority = state.authority.load();
         if let Err(err) = state.crl.refresh(&state.store, &authority, now).await {
@@ -345,6 +347,7 @@ pub(super) async fn grant(
             record,
         )
         .await?;
+    super::refresh_engine(&state, name.as_str()).await;
     tracing::info!(agent = %name, %entitlement, "entitlement granted");
 
     let Json(detail) = show_agent(State(state), caller, ApiPath(name.to_string())).await?;
@@ -391,6 +394,35 @@ fn finding_kind(query: Option<&str>) -> Result<Option<String>, ApiError> {
         kind = Some(value.to_owned());
     }
     Ok(kind)
+}
+
+/// `POST /v1/admin/findings/scan`: runs the entitlement scan now and returns every finding.
+pub(super) async fn scan_findings(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+) -> Result<Json<FindingList>, ApiError> {
+    state.policy.flush_usage(&state.store).await;
+    let period_ms = i64::try_from(state.unused_entitlement_period.as_millis()).unwrap_or(i64::MAX);
+    let now_ms = state.clock.now_ms();
+    let (opened, resolved) = state
+        .store
+        .scan_unused_entitlements(now_ms, period_ms)
+        .await?;
+
+    let record = success(
+        &caller,
+        now_ms,
+        "findings.scanned",
+        "unused-entitlement",
+        json!({"open": opened, "resolved": resolved}),
+    );
+    state.store.record_audit(record).await?;
+    tracing::info!(opened, resolved, "entitlement scan finished");
+
+    let findings = state.store.findings(None).await?;
+    Ok(Json(FindingList {
+        findings: findings.into_iter().map(finding_view).collect(),
+    }))
 }
 
 /// `POST /v1/admin/renew`: issues a fresh admin certificate to the admin presenting one.

@@ -80,6 +80,9 @@ pub(super) async fn attest(
         }
     }
 
+    if agent.status != sigil_core::AgentStatus::Active {
+        super::refresh_engine(&state, &agent.name).await;
+    }
     metrics::issuance();
     tracing::info!(agent = %agent.name, serial = %issued.serial_hex, "agent attested");
     Ok(Json(svid_response(
@@ -175,6 +178,7 @@ pub(super) async fn renew(
             existing_successor,
             finding_id,
         } => {
+            super::refresh_engine(&state, &agent.name).await;
             tracing::warn!(
                 agent = %agent.name,
                 presented_serial = %parent,

@@ -4,6 +4,7 @@ pub(crate) mod admin;
 mod agent;
 mod convert;
 mod jwt;
+mod policy;
 mod public;
 mod tokens;
 
@@ -59,11 +60,33 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/agents/{name}/grants", post(admin::grant))
         .route("/v1/admin/tokens", post(tokens::create_token))
         .route("/v1/admin/findings", get(admin::list_findings))
+        .route("/v1/admin/findings/scan", post(admin::scan_findings))
+        .route("/v1/authorize", post(policy::authorize))
+        .route(
+            "/v1/admin/policies",
+            get(policy::list_policies).post(policy::add_policy),
+        )
+        .route(
+            "/v1/admin/policies/{id}/remove",
+            post(policy::remove_policy),
+        )
+        .route(
+            "/v1/admin/agents/{name}/grants/revoke",
+            post(policy::revoke_grant),
+        )
         .route_layer(from_fn_with_state(state.clone(), observe))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Rebuilds the decision engine's view of one agent after a registry change; a failure is logged,
+/// because the change itself is already committed.
+pub(crate) async fn refresh_engine(state: &AppState, agent: &str) {
+    if let Err(err) = state.policy.refresh_agent(&state.store, agent).await {
+        tracing::error!(error = %err, agent, "failed to update the decision engine after a change");
+    }
 }
 
 /// Answers routes that do not exist with 404, audited like every other rejection.

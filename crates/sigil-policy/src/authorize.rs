@@ -1,11 +1,10 @@
 //! Evaluation of one request against a snapshot.
 
-use cedar_policy::{Context, Entities, EntityUid, Response};
-use sigil_core::AgentStatus;
+use cedar_policy::{Context, Entities, EntityUid, PolicySet, Response};
 
 use crate::compile::{INACTIVE_AGENT_POLICY_ID, policy_id_str};
 use crate::decision::{Decision, PrincipalRef, Request, Verdict};
-use crate::snapshot::{AgentSlot, Snapshot};
+use crate::snapshot::{ActionSlot, AgentSlot, Snapshot};
 
 impl Snapshot {
     /// Decides `request` with this snapshot's policies.
@@ -36,10 +35,7 @@ impl Snapshot {
         };
         decision.agent = Some(agent.name.clone());
 
-        if matches!(
-            agent.status,
-            AgentStatus::Suspended | AgentStatus::Decommissioned
-        ) {
+        if agent.is_inactive() {
             decision.policies.push(INACTIVE_AGENT_POLICY_ID.to_owned());
             decision.diagnostics.push(format!(
                 "agent `{}` is {}, and suspended or decommissioned agents are denied every request",
@@ -59,6 +55,12 @@ impl Snapshot {
             return decision;
         };
 
+        let global = action.global.set_for(request.resource);
+        let slice = agent.slice(action_position);
+        let own = slice.map(|slice| slice.set.set_for(request.resource));
+        let sets: [Option<&PolicySet>; 2] = [Some(global), own];
+        let sets = sets.into_iter().flatten().filter(|set| !set.is_empty());
+
         let context = match self.context(&action.uid, &request.context, &mut decision.diagnostics) {
             Ok(context) => context,
             Err(message) => {
@@ -66,6 +68,10 @@ impl Snapshot {
                 return decision;
             }
         };
+        if sets.clone().next().is_none() {
+            // No policy can apply, so Cedar would deny without reasons.
+            return decision;
+        }
         let (cedar_request, entities) = match self.cedar_inputs(agent, action, request, context) {
             Ok(inputs) => inputs,
             Err(message) => {
@@ -74,16 +80,14 @@ impl Snapshot {
             }
         };
 
-        let global = self
-            .authorizer
-            .is_authorized(&cedar_request, &action.global, &entities);
-        let slice = agent.slice(action_position);
-        let own = slice.map(|slice| {
-            self.authorizer
-                .is_authorized(&cedar_request, &slice.set, &entities)
-        });
-
-        combine(std::iter::once(&global).chain(own.as_ref()), &mut decision);
+        let mut combined = Combined::default();
+        for set in sets {
+            let response = self
+                .authorizer
+                .is_authorized(&cedar_request, set, &entities);
+            combined.add(&response, &mut decision.diagnostics);
+        }
+        combined.decide(&mut decision);
 
         if let (Verdict::Allow, Some(slice)) = (decision.decision, slice) {
             decision.entitlements = slice
@@ -125,7 +129,8 @@ impl Snapshot {
             serde_json::Value::Object(object) => object,
             other => {
                 return Err(format!(
-                    "invalid context `{other}`: the context must be a JSON object or null"
+                    "invalid context: expected a JSON object or null, got {}",
+                    json_type_name(other)
                 ));
             }
         };
@@ -160,7 +165,7 @@ impl Snapshot {
     fn cedar_inputs(
         &self,
         agent: &AgentSlot,
-        action: &crate::snapshot::ActionSlot,
+        action: &ActionSlot,
         request: &Request<'_>,
         context: Context,
     ) -> Result<(cedar_policy::Request, Entities), String> {
@@ -183,24 +188,42 @@ impl Snapshot {
     }
 }
 
-/// Combines the responses of disjoint policy sets into the decision of their union.
+/// Returns the JSON type of a value, with an article, for error messages.
+fn json_type_name(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The satisfied policies of several disjoint policy sets, combined into the decision of their
+/// union.
 ///
 /// Cedar denies when a forbid is satisfied and reports the satisfied forbids; otherwise it allows
 /// when a permit is satisfied and reports the satisfied permits. A deny response with reasons
 /// therefore carries satisfied forbids, and an allow response satisfied permits.
-fn combine<'a>(responses: impl Iterator<Item = &'a Response>, decision: &mut Decision) {
-    let mut forbids = Vec::new();
-    let mut permits = Vec::new();
-    for response in responses {
+#[derive(Default)]
+struct Combined {
+    forbids: Vec<String>,
+    permits: Vec<String>,
+}
+
+impl Combined {
+    /// Adds one response, and its evaluation errors to `diagnostics`.
+    fn add(&mut self, response: &Response, diagnostics: &mut Vec<String>) {
         let reasons = response
             .diagnostics()
             .reason()
             .map(|id| policy_id_str(id).to_owned());
         match response.decision() {
-            cedar_policy::Decision::Deny => forbids.extend(reasons),
-            cedar_policy::Decision::Allow => permits.extend(reasons),
+            cedar_policy::Decision::Deny => self.forbids.extend(reasons),
+            cedar_policy::Decision::Allow => self.permits.extend(reasons),
         }
-        decision.diagnostics.extend(
+        diagnostics.extend(
             response
                 .diagnostics()
                 .errors()
@@ -208,13 +231,17 @@ fn combine<'a>(responses: impl Iterator<Item = &'a Response>, decision: &mut Dec
         );
     }
 
-    if !forbids.is_empty() {
-        decision.decision = Verdict::Deny;
-        forbids.sort();
-        decision.policies = forbids;
-    } else if !permits.is_empty() {
-        decision.decision = Verdict::Allow;
-        permits.sort();
-        decision.policies = permits;
+    /// Sets the verdict and the determining policies: any forbid denies, otherwise any permit
+    /// allows, otherwise the decision stays a deny without policies.
+    fn decide(mut self, decision: &mut Decision) {
+        if !self.forbids.is_empty() {
+            self.forbids.sort();
+            decision.decision = Verdict::Deny;
+            decision.policies = self.forbids;
+        } else if !self.permits.is_empty() {
+            self.permits.sort();
+            decision.decision = Verdict::Allow;
+            decision.policies = self.permits;
+        }
     }
 }

@@ -62,6 +62,13 @@ pub fn entitlement_policy_text(agent: &AgentName, entitlement: &Entitlement) -> 
     }
 }
 
+/// Returns the prefix that a resource must have to match `entitlement`: the resource pattern
+/// without its wildcard, or the whole resource when it has none.
+pub(crate) fn entitlement_guard(entitlement: &Entitlement) -> &str {
+    let resource = entitlement.resource();
+    resource.strip_suffix('*').unwrap_or(resource)
+}
+
 /// Compiles `entitlement` of `agent` into a Cedar policy with its entitlement policy id.
 pub fn compile_entitlement(
     agent: &AgentName,

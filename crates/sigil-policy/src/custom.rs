@@ -59,12 +59,8 @@ pub struct AcceptedPolicy {
     pub warnings: Vec<SourceDiagnostic>,
 }
 
-/// Parses and validates `text` against `schema` as the custom policy document `id`.
-pub(crate) fn parse_custom_policy(
-    id: &str,
-    text: &str,
-    schema: &Schema,
-) -> Result<(CustomPolicy, Vec<SourceDiagnostic>), PolicyError> {
+/// Parses `text` as the custom policy document `id`, without validating it.
+pub(crate) fn parse_custom_policy(id: &str, text: &str) -> Result<CustomPolicy, PolicyError> {
     check_custom_policy_id(id)?;
 
     let parsed = PolicySet::from_str(text).map_err(|errors| PolicyError::InvalidSyntax {
@@ -83,15 +79,11 @@ pub(crate) fn parse_custom_policy(
         return Err(PolicyError::EmptyPolicy { id: id.to_owned() });
     }
 
-    let warnings = validate(id, text, &policies, schema)?;
-    Ok((
-        CustomPolicy {
-            id: id.to_owned(),
-            text: text.to_owned(),
-            policies,
-        },
-        warnings,
-    ))
+    Ok(CustomPolicy {
+        id: id.to_owned(),
+        text: text.to_owned(),
+        policies,
+    })
 }
 
 /// Validates `policies` (parsed from `text`) against `schema` and returns the warnings.

@@ -4,8 +4,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// 64-bit FNV-1a, a fast hash for the short keys looked up on every request.
 ///
-/// It is not keyed, so it would be open to collision flooding if untrusted input chose the keys.
-/// Here the keys come from policies that administrators wrote; request input only looks keys up.
+/// It is not keyed, so it would be open to collision flooding if untrusted input chose the keys
+/// that a map stores. The maps here store only registry and policy data (agent names, SPIFFE IDs,
+/// action names, resource keys); request input only looks keys up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FnvHasher(u64);
 

@@ -42,8 +42,25 @@
 //! # Indexing
 //!
 //! Cedar evaluates every policy of the set it is given, so the engine evaluates per request only
-//! the policies whose scope can match: the agent's slice for the action and the action's global
-//! set of custom policies (see [`Snapshot`]). Both are built with the snapshot, not per request.
+//! the policies that can match it (see [`Snapshot`]):
+//!
+//! - by principal: the agent's own policies (entitlements and custom policies scoped
+//!   `principal == Sigil::Agent::"…"`), plus custom policies that can apply to any agent;
+//! - by action: a policy scoped `action == …` or `action in [...]` is kept only for those actions;
+//! - by resource prefix: a policy that requires a resource prefix (an entitlement pattern, or a
+//!   `when` clause with `resource.id like "tool:crm/*"`) is kept only for resources under it.
+//!
+//! All of these sets are built with the snapshot, never per request. A decision evaluates at most
+//! two Cedar policy sets (the agent's and the global one) and combines their responses the way
+//! Cedar combines policies: any satisfied `forbid` denies, otherwise any satisfied `permit`
+//! allows. A randomized test checks that the decisions and determining policies equal those of
+//! plain Cedar on the flat policy set.
+//!
+//! # Entities
+//!
+//! A request needs two entities: the agent, pre-built with the snapshot, and the resource, built
+//! per request with its `id` attribute. Owners have no entity of their own in requests: the agent
+//! entity names its owner as parent, which is all that `principal in Sigil::Owner::"…"` reads.
 
 #![forbid(unsafe_code)]
 
@@ -53,7 +70,9 @@ mod custom;
 mod decision;
 mod engine;
 mod error;
+mod hash;
 mod policy_test;
+mod resource_index;
 mod schema;
 mod snapshot;
 mod source;

@@ -1,36 +1,55 @@
 //! The policy-test runner behind `sigil policy test FILE`.
 //!
-//! A test file is JSON Lines: one JSON object per line, each one test case. Blank lines and lines
-//! whose first non-blank character is `#` are skipped. The fields are:
+//! A test file is TOML: one `[[case]]` table per test case, with these keys:
 //!
-//! | field       | required | meaning                                                      |
-//! |-------------|----------|--------------------------------------------------------------|
-//! | `principal` | yes      | an agent name, or an agent's SPIFFE ID (`spiffe://…`)        |
-//! | `action`    | yes      | the entitlement action, such as `invoke`                     |
-//! | `resource`  | yes      | the resource, such as `tool:crm/contacts`                    |
-//! | `expect`    | yes      | `"allow"` or `"deny"`                                        |
-//! | `name`      | no       | a label shown in reports                                     |
-//! | `context`   | no       | a JSON object passed as the request context                  |
+//! | key         | required | meaning                                                  |
+//! |-------------|----------|----------------------------------------------------------|
+//! | `principal` | yes      | an agent name, or an agent's SPIFFE ID (`spiffe://…`)    |
+//! | `action`    | yes      | the entitlement action, such as `invoke`                 |
+//! | `resource`  | yes      | the resource, such as `tool:crm/contacts`                |
+//! | `expect`    | yes      | `"allow"` or `"deny"`                                    |
+//! | `name`      | no       | a label shown in reports                                 |
+//! | `context`   | no       | a table passed as the request context                    |
 //!
-//! ```text
-//! # The CRM bot reads contacts but may not touch billing.
-//! {"name": "crm contacts", "principal": "crm-bot", "action": "invoke", "resource": "tool:crm/contacts", "expect": "allow"}
-//! {"principal": "spiffe://example.org/agent/crm-bot", "action": "invoke", "resource": "tool:billing/refund", "expect": "deny"}
+//! ```toml
+//! # The CRM bot invokes CRM tools but may not touch billing.
+//! [[case]]
+//! name = "crm contacts"
+//! principal = "crm-bot"
+//! action = "invoke"
+//! resource = "tool:crm/contacts"
+//! expect = "allow"
+//!
+//! [[case]]
+//! principal = "spiffe://example.org/agent/crm-bot"
+//! action = "invoke"
+//! resource = "tool:billing/refund"
+//! expect = "deny"
 //! ```
 
 use std::fmt;
 
 use serde::Deserialize;
 use sigil_core::{AgentName, SpiffeId};
+use toml::Spanned;
 
 use crate::decision::{Decision, PrincipalRef, Request, Verdict};
 use crate::error::PolicyError;
 use crate::snapshot::Snapshot;
+use crate::source::line_column;
 
-/// One line of a test file, as written.
+/// A whole test file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CaseLine {
+struct CaseFile {
+    #[serde(rename = "case", default)]
+    cases: Vec<Spanned<CaseTable>>,
+}
+
+/// One `[[case]]` table, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseTable {
     name: Option<String>,
     principal: String,
     action: String,
@@ -43,7 +62,9 @@ struct CaseLine {
 /// The result of one test case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseResult {
-    /// 1-based line of the case in the test file.
+    /// 1-based position of the case among the file's `[[case]]` tables.
+    pub case: usize,
+    /// 1-based line where the case's table starts in the file.
     pub line: usize,
     /// The case's label, if it has one.
     pub name: Option<String>,
@@ -71,13 +92,13 @@ impl fmt::Display for CaseResult {
     /// diagnostics.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = if self.passed() { "ok" } else { "FAILED" };
-        write!(f, "line {}", self.line)?;
+        write!(f, "case {} (line {}", self.case, self.line)?;
         if let Some(name) = &self.name {
-            write!(f, " ({name})")?;
+            write!(f, ", {name}")?;
         }
         write!(
             f,
-            ": {status}: {} {} {}: expected {}, got {}",
+            "): {status}: {} {} {}: expected {}, got {}",
             self.principal, self.action, self.resource, self.expected, self.actual.decision
         )?;
         if !self.passed() {
@@ -101,27 +122,36 @@ impl fmt::Display for CaseResult {
 /// Runs every case of `cases_text` (the format is in the module documentation) against
 /// `snapshot`.
 ///
-/// Returns one result per case, passed or not. A line that is not a valid case rejects the whole
-/// file, naming the line, so that a typo cannot silently skip a case.
+/// Returns one result per case, passed or not. A file that is not valid TOML, has no case, or
+/// has a case with a missing, unknown or invalid key is rejected as a whole, naming the line, so
+/// that a typo cannot silently skip a case.
 pub fn run_policy_tests(
     snapshot: &Snapshot,
     cases_text: &str,
 ) -> Result<Vec<CaseResult>, PolicyError> {
-    let mut results = Vec::new();
-    for (index, raw_line) in cases_text.lines().enumerate() {
-        let line = index + 1;
-        let trimmed = raw_line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
+    let file: CaseFile = toml::from_str(cases_text).map_err(|error| {
+        let line = error
+            .span()
+            .map_or(1, |span| line_column(cases_text, span.start).0);
+        PolicyError::InvalidTestCase {
+            line,
+            reason: error.message().to_owned(),
         }
+    })?;
+    if file.cases.is_empty() {
+        return Err(PolicyError::InvalidTestCase {
+            line: 1,
+            reason: "the file has no [[case]] tables".to_owned(),
+        });
+    }
 
-        let case: CaseLine =
-            serde_json::from_str(trimmed).map_err(|error| PolicyError::InvalidTestCase {
-                line,
-                reason: error.to_string(),
-            })?;
+    let mut results = Vec::with_capacity(file.cases.len());
+    for (index, spanned) in file.cases.into_iter().enumerate() {
+        let line = line_column(cases_text, spanned.span().start).0;
+        let case = spanned.into_inner();
         let actual = decide(snapshot, &case, line)?;
         results.push(CaseResult {
+            case: index + 1,
             line,
             name: case.name,
             principal: case.principal,
@@ -135,7 +165,7 @@ pub fn run_policy_tests(
 }
 
 /// Parses the case's principal and asks the snapshot.
-fn decide(snapshot: &Snapshot, case: &CaseLine, line: usize) -> Result<Decision, PolicyError> {
+fn decide(snapshot: &Snapshot, case: &CaseTable, line: usize) -> Result<Decision, PolicyError> {
     let invalid = |error: sigil_core::CoreError| PolicyError::InvalidTestCase {
         line,
         reason: format!("invalid principal: {error}"),

@@ -72,11 +72,6 @@ impl ResourceIndexedSet {
         }
         &self.unguarded
     }
-
-    /// Returns true when no policy is in any set.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.unguarded.is_empty() && self.by_key.is_empty()
-    }
 }
 
 /// Separators at which guards are cut into keys. Both are ASCII, so every cut is a char boundary.
@@ -158,7 +153,8 @@ fn equality_guard(subject: &Expr, value: &Expr) -> Option<String> {
     match value {
         Expr::Literal(pst::Literal::String(id)) if is_resource_id(subject) => Some(id.to_string()),
         Expr::Literal(pst::Literal::EntityUID(uid))
-            if matches!(subject, Expr::Var(Var::Resource)) && uid.ty.to_string() == RESOURCE_TYPE =>
+            if matches!(subject, Expr::Var(Var::Resource))
+                && uid.ty.to_string() == RESOURCE_TYPE =>
         {
             Some(uid.eid.to_string())
         }
@@ -195,7 +191,9 @@ mod tests {
             Some("doc:1".to_owned())
         );
         assert_eq!(
-            guard(r#"permit (principal, action, resource) when { resource.id like "tool:crm/*" };"#),
+            guard(
+                r#"permit (principal, action, resource) when { resource.id like "tool:crm/*" };"#
+            ),
             Some("tool:crm/".to_owned())
         );
         assert_eq!(

@@ -1,4 +1,4 @@
-//! Immutable snapshots: the policies of one version, indexed per agent and per action.
+//! Immutable snapshots: the policies of one version, indexed per agent, action and resource.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,24 +7,30 @@ use cedar_policy::{
 };
 use sigil_core::{AgentName, AgentStatus, Entitlement};
 
-use crate::compile::{inactive_agent_policy, policy_id_str};
+use crate::compile::{entitlement_guard, inactive_agent_policy, policy_id_str};
 use crate::custom::{ActionScope, PrincipalScope, action_scope, principal_scope, validate};
 use crate::error::PolicyError;
+use crate::hash::FnvBuildHasher;
+use crate::resource_index::{ResourceIndexedSet, resource_guard};
 use crate::schema::{Schema, TypeNames};
 use crate::store::{PolicyStore, StoredAgent};
 
 /// The policies, schema and agents of one version, indexed for fast decisions.
 ///
 /// Cedar evaluates every policy of the set it receives, so a snapshot pre-builds small policy
-/// sets and a decision evaluates only two of them:
+/// sets and a decision evaluates at most two of them:
 ///
 /// - the *agent slice* for the (agent, action) pair: the agent's entitlement policies for that
 ///   action, plus custom policies scoped `principal == Sigil::Agent::"<agent>"`;
 /// - the *global set* for the action: custom policies that can apply to any agent
 ///   (`principal`, `principal in …`, `principal is …`) and whose action scope admits the action.
 ///
-/// Every policy left out of both sets has a scope that cannot match the request, so Cedar would
-/// evaluate it to false without errors; the decision equals the decision of the flat set.
+/// Both are further split by the resource prefix their policies require (see the
+/// `resource_index` module), so a request for `tool:crm/contacts` skips a policy that needs
+/// `doc:`. Every policy left out has a scope or a required prefix that cannot match the request,
+/// so it cannot be satisfied and the decision equals the decision of the flat set. Evaluation
+/// errors can differ in one case: a skipped policy whose `when` clause fails before it reaches
+/// its resource check reports that error only when plain Cedar evaluates the flat set.
 #[derive(Debug)]
 pub struct Snapshot {
     pub(crate) version: u64,
@@ -32,10 +38,10 @@ pub struct Snapshot {
     pub(crate) types: TypeNames,
     pub(crate) authorizer: Authorizer,
     pub(crate) actions: Vec<ActionSlot>,
-    pub(crate) action_index: HashMap<String, usize>,
+    pub(crate) action_index: HashMap<String, usize, FnvBuildHasher>,
     pub(crate) agents: Vec<AgentSlot>,
-    pub(crate) agent_index: HashMap<String, usize>,
-    pub(crate) spiffe_index: HashMap<String, usize>,
+    pub(crate) agent_index: HashMap<String, usize, FnvBuildHasher>,
+    pub(crate) spiffe_index: HashMap<String, usize, FnvBuildHasher>,
     flat: PolicySet,
 }
 
@@ -43,7 +49,7 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub(crate) struct ActionSlot {
     pub(crate) uid: EntityUid,
-    pub(crate) global: PolicySet,
+    pub(crate) global: ResourceIndexedSet,
 }
 
 /// A registered agent with its pre-built entity and its slices, one per action it has policies for.
@@ -65,12 +71,20 @@ pub(crate) struct AgentSlot {
 #[derive(Debug)]
 pub(crate) struct AgentSlice {
     pub(crate) action: usize,
-    pub(crate) set: PolicySet,
+    pub(crate) set: ResourceIndexedSet,
     /// Policy id and entitlement of each entitlement policy in `set`.
     pub(crate) entitlements: Vec<(String, Entitlement)>,
 }
 
 impl AgentSlot {
+    /// Returns true for a suspended or decommissioned agent, which the built-in rule denies.
+    pub(crate) fn is_inactive(&self) -> bool {
+        matches!(
+            self.status,
+            AgentStatus::Suspended | AgentStatus::Decommissioned
+        )
+    }
+
     /// Returns the agent's slice for the action with index `action`, if it has policies for it.
     pub(crate) fn slice(&self, action: usize) -> Option<&AgentSlice> {
         self.slices
@@ -90,56 +104,34 @@ impl Snapshot {
         let types = TypeNames::new()?;
 
         let action_names: Vec<&String> = schema.actions().iter().collect();
-        let action_index: HashMap<String, usize> = action_names
+        let action_index: HashMap<String, usize, FnvBuildHasher> = action_names
             .iter()
             .enumerate()
             .map(|(index, name)| ((*name).clone(), index))
             .collect();
 
-        let builtin = inactive_agent_policy()?;
-        let mut flat = vec![builtin];
-        let mut global: Vec<Vec<Policy>> = vec![Vec::new(); action_names.len()];
-        let mut agent_custom: HashMap<String, BTreeMap<usize, Vec<Policy>>> = HashMap::new();
-
-        for stored in store.stored_custom_policies() {
-            let policy = &stored.policy;
-            validate(policy.id(), policy.text(), policy.policies(), &schema)?;
-            for cedar_policy in policy.policies() {
-                flat.push(cedar_policy.clone());
-                let actions = admitted_actions(&action_scope(cedar_policy, &types), &action_index);
-                match principal_scope(cedar_policy, &types) {
-                    PrincipalScope::Any => {
-                        for action in actions {
-                            push_at(&mut global, action, cedar_policy);
-                        }
-                    }
-                    PrincipalScope::Agent(name) => {
-                        let by_action = agent_custom.entry(name).or_default();
-                        for action in actions {
-                            by_action
-                                .entry(action)
-                                .or_default()
-                                .push(cedar_policy.clone());
-                        }
-                    }
-                }
-            }
-        }
+        let custom = CustomIndex::build(store, &schema, &types, &action_index)?;
+        let mut flat = vec![inactive_agent_policy()?];
+        flat.extend(custom.flat);
+        let mut agent_custom = custom.by_agent;
 
         let actions = action_names
             .iter()
-            .zip(global)
+            .zip(custom.global)
             .map(|(name, policies)| {
+                let subject = format!("the global set of action `{name}`");
                 Ok(ActionSlot {
                     uid: types.action_uid(name),
-                    global: policy_set(policies, &format!("the global set of action `{name}`"))?,
+                    global: ResourceIndexedSet::build(policies, &subject)?,
                 })
             })
             .collect::<Result<Vec<_>, PolicyError>>()?;
 
         let mut agents = Vec::with_capacity(store.agent_count());
-        let mut agent_index = HashMap::with_capacity(store.agent_count());
-        let mut spiffe_index = HashMap::with_capacity(store.agent_count());
+        let mut agent_index =
+            HashMap::with_capacity_and_hasher(store.agent_count(), FnvBuildHasher::default());
+        let mut spiffe_index =
+            HashMap::with_capacity_and_hasher(store.agent_count(), FnvBuildHasher::default());
         for stored in store.stored_agents() {
             flat.extend(stored.policies.iter().map(|(_, policy)| policy.clone()));
             let custom = agent_custom.remove(stored.record.name.as_str());
@@ -194,16 +186,22 @@ impl Snapshot {
         self.agents.len()
     }
 
-    /// Returns the ids of the policies a request of `agent` for `action` evaluates, sorted.
+    /// Returns the ids of the Cedar policies that a request of `agent` for `action` on `resource`
+    /// evaluates, sorted. The list is empty for a suspended or decommissioned agent, because the
+    /// built-in rule denies it before Cedar runs.
     ///
     /// Returns `None` when the agent is not registered or the action is not declared.
-    pub fn policies_for(&self, agent: &str, action: &str) -> Option<Vec<String>> {
+    pub fn policies_for(&self, agent: &str, action: &str, resource: &str) -> Option<Vec<String>> {
         let agent = self.agents.get(*self.agent_index.get(agent)?)?;
         let action_position = *self.action_index.get(action)?;
         let action = self.actions.get(action_position)?;
+        if agent.is_inactive() {
+            return Some(Vec::new());
+        }
 
         let mut ids: Vec<String> = action
             .global
+            .set_for(resource)
             .policies()
             .map(|policy| policy_id_str(policy.id()).to_owned())
             .collect();
@@ -211,6 +209,7 @@ impl Snapshot {
             ids.extend(
                 slice
                     .set
+                    .set_for(resource)
                     .policies()
                     .map(|policy| policy_id_str(policy.id()).to_owned()),
             );
@@ -236,8 +235,65 @@ impl Snapshot {
     }
 }
 
+/// A policy with the resource prefix it requires, if it has one.
+type Guarded = (Policy, Option<String>);
+
+/// The custom policies of a store, sorted into the sets they belong to.
+struct CustomIndex {
+    /// Every custom policy, for the flat set.
+    flat: Vec<Policy>,
+    /// Per action index: the policies that can apply to any agent.
+    global: Vec<Vec<Guarded>>,
+    /// Per agent name and action index: the policies scoped to that agent.
+    by_agent: HashMap<String, BTreeMap<usize, Vec<Guarded>>>,
+}
+
+impl CustomIndex {
+    /// Validates the custom policies against `schema` and sorts them by principal and action.
+    fn build(
+        store: &PolicyStore,
+        schema: &Schema,
+        types: &TypeNames,
+        action_index: &HashMap<String, usize, FnvBuildHasher>,
+    ) -> Result<Self, PolicyError> {
+        let mut index = Self {
+            flat: Vec::new(),
+            global: vec![Vec::new(); action_index.len()],
+            by_agent: HashMap::new(),
+        };
+        for stored in store.stored_custom_policies() {
+            let document = &stored.policy;
+            validate(document.id(), document.text(), document.policies(), schema)?;
+            for policy in document.policies() {
+                index.flat.push(policy.clone());
+                let guarded = (policy.clone(), resource_guard(policy));
+                let actions = admitted_actions(&action_scope(policy, types), action_index);
+                match principal_scope(policy, types) {
+                    PrincipalScope::Any => {
+                        for action in actions {
+                            if let Some(set) = index.global.get_mut(action) {
+                                set.push(guarded.clone());
+                            }
+                        }
+                    }
+                    PrincipalScope::Agent(name) => {
+                        let by_action = index.by_agent.entry(name).or_default();
+                        for action in actions {
+                            by_action.entry(action).or_default().push(guarded.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(index)
+    }
+}
+
 /// Returns the indices of the declared actions a scope admits.
-fn admitted_actions(scope: &ActionScope, action_index: &HashMap<String, usize>) -> Vec<usize> {
+fn admitted_actions(
+    scope: &ActionScope,
+    action_index: &HashMap<String, usize, FnvBuildHasher>,
+) -> Vec<usize> {
     match scope {
         ActionScope::Any => (0..action_index.len()).collect(),
         ActionScope::Actions(names) => names
@@ -247,20 +303,14 @@ fn admitted_actions(scope: &ActionScope, action_index: &HashMap<String, usize>) 
     }
 }
 
-fn push_at(sets: &mut [Vec<Policy>], index: usize, policy: &Policy) {
-    if let Some(set) = sets.get_mut(index) {
-        set.push(policy.clone());
-    }
-}
-
 /// The policies of a slice and the (policy id, entitlement) pairs among them.
-type SliceParts = (Vec<Policy>, Vec<(String, Entitlement)>);
+type SliceParts = (Vec<Guarded>, Vec<(String, Entitlement)>);
 
 /// Builds the slot of one agent: its entity and one slice per action it has policies for.
 fn agent_slot(
     stored: &StoredAgent,
-    custom: Option<BTreeMap<usize, Vec<Policy>>>,
-    action_index: &HashMap<String, usize>,
+    custom: Option<BTreeMap<usize, Vec<Guarded>>>,
+    action_index: &HashMap<String, usize, FnvBuildHasher>,
     types: &TypeNames,
 ) -> Result<AgentSlot, PolicyError> {
     let record = &stored.record;
@@ -270,7 +320,10 @@ fn agent_slot(
             continue;
         };
         let (policies, entitlements) = by_action.entry(action).or_default();
-        policies.push(policy.clone());
+        policies.push((
+            policy.clone(),
+            Some(entitlement_guard(entitlement).to_owned()),
+        ));
         entitlements.push((policy_id_str(policy.id()).to_owned(), entitlement.clone()));
     }
     for (action, policies) in custom.into_iter().flatten() {
@@ -283,7 +336,7 @@ fn agent_slot(
         .map(|(action, (policies, entitlements))| {
             Ok(AgentSlice {
                 action,
-                set: policy_set(policies, &subject)?,
+                set: ResourceIndexedSet::build(policies, &subject)?,
                 entitlements,
             })
         })

@@ -6,7 +6,9 @@ use cedar_policy::Policy;
 use sigil_core::{AgentName, AgentStatus, Email, Entitlement, SpiffeId};
 
 use crate::compile::compile_entitlement;
-use crate::custom::{AcceptedPolicy, CustomPolicy, parse_custom_policy, referenced_actions};
+use crate::custom::{
+    AcceptedPolicy, CustomPolicy, parse_custom_policy, referenced_actions, validate,
+};
 use crate::error::PolicyError;
 use crate::schema::{ContextAttributeType, Schema, TypeNames, check_action};
 use crate::snapshot::Snapshot;
@@ -131,24 +133,55 @@ impl PolicyStore {
     /// Validates `text` against the current schema and adds it as the custom policy document `id`.
     ///
     /// Returns the Cedar ids of the document's policies and the validator's warnings. A syntax or
-    /// validation error names the line and column in `text`.
+    /// validation error names the line and column in `text`. An action that is not declared is a
+    /// validation error, which catches misspelled action names.
     pub fn add_custom_policy(
         &mut self,
         id: &str,
         text: &str,
     ) -> Result<AcceptedPolicy, PolicyError> {
+        self.insert_custom_policy(id, text, false)
+    }
+
+    /// Adds a custom policy that was accepted before, for example when a server reloads the
+    /// policies it stored.
+    ///
+    /// Unlike [`PolicyStore::add_custom_policy`], the actions the policy names count as declared.
+    /// An accepted policy keeps its actions declared while it exists, but after a restart no
+    /// entitlement may name them any more, and the policy must still load. Everything else is
+    /// validated as for a new policy.
+    pub fn restore_custom_policy(
+        &mut self,
+        id: &str,
+        text: &str,
+    ) -> Result<AcceptedPolicy, PolicyError> {
+        self.insert_custom_policy(id, text, true)
+    }
+
+    fn insert_custom_policy(
+        &mut self,
+        id: &str,
+        text: &str,
+        declare_named_actions: bool,
+    ) -> Result<AcceptedPolicy, PolicyError> {
         if self.custom.contains_key(id) {
             return Err(PolicyError::DuplicatePolicyId { id: id.to_owned() });
         }
-        let schema = self.schema()?;
-        let (policy, warnings) = parse_custom_policy(id, text, &schema)?;
+        let policy = parse_custom_policy(id, text)?;
 
         let types = TypeNames::new()?;
-        let actions: BTreeSet<String> = policy
+        let named_actions: BTreeSet<String> = policy
             .policies()
             .iter()
             .flat_map(|policy| referenced_actions(policy, &types))
             .collect();
+        let mut actions = self.actions();
+        if declare_named_actions {
+            actions.extend(named_actions.iter().cloned());
+        }
+        let schema = Schema::new(actions, self.context_attributes.clone())?;
+        let warnings = validate(id, text, policy.policies(), &schema)?;
+
         let accepted = AcceptedPolicy {
             policy_ids: policy.policy_ids(),
             warnings,
@@ -157,7 +190,7 @@ impl PolicyStore {
             id.to_owned(),
             StoredCustomPolicy {
                 policy,
-                actions: actions.into_iter().collect(),
+                actions: named_actions.into_iter().collect(),
             },
         );
         Ok(accepted)

@@ -297,6 +297,40 @@ fn custom_policy_keeps_its_action_declared() {
 }
 
 #[test]
+fn restore_declares_named_actions() {
+    // After a restart, no entitlement names `archive` any more, but the stored policy does.
+    let text = "forbid (principal, action == Sigil::Action::\"archive\", resource)\n\
+                when { resource.id like \"doc:secret*\" };";
+    let mut store = crm_store();
+    let error = store
+        .add_custom_policy("no-archive-secrets", text)
+        .unwrap_err();
+    assert!(
+        matches!(error, PolicyError::ValidationFailed { .. }),
+        "{error:?}"
+    );
+
+    let accepted = store
+        .restore_custom_policy("no-archive-secrets", text)
+        .unwrap();
+    assert_eq!(accepted.policy_ids, ["no-archive-secrets"]);
+    let snapshot = store.build_snapshot(1).unwrap();
+    assert!(snapshot.schema().actions().contains("archive"));
+
+    // Restoring still validates everything else.
+    let error = store
+        .restore_custom_policy(
+            "bad",
+            "permit (principal, action, resource) when { principal.team == 1 };",
+        )
+        .unwrap_err();
+    assert!(
+        matches!(error, PolicyError::ValidationFailed { .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn declared_action_accepts_policy() {
     let mut store = crm_store();
     let text = "permit (principal, action == Sigil::Action::\"deploy\", resource);";
@@ -358,6 +392,10 @@ fn context_attribute_reaches_policy() {
 
     let not_object = snapshot.authorize(&request(serde_json::json!([1, 2])));
     assert!(!not_object.is_allowed());
+    assert_eq!(
+        not_object.diagnostics,
+        ["invalid context: expected a JSON object or null, got an array"]
+    );
 }
 
 #[test]

@@ -180,43 +180,70 @@ fn unknown_agent_and_action_denied() {
 }
 
 #[test]
-fn policies_for_lists_only_the_slice() {
+fn policies_for_lists_only_matching_sets() {
     let mut store = store_with(vec![
         agent(
             "a",
             OWNER,
             AgentStatus::Active,
-            &["read:doc:*", "write:doc:1"],
+            &["read:doc:*", "read:tool:x", "write:doc:1"],
         ),
         agent("b", OWNER, AgentStatus::Active, &["read:doc:2"]),
     ]);
     store
         .add_custom_policy(
-            "reads",
+            "open-doc",
             "permit (principal, action == Sigil::Action::\"read\", resource == Sigil::Resource::\"doc:open\");",
         )
         .unwrap();
     store
         .add_custom_policy(
-            "b-writes",
+            "b-all",
             "permit (principal == Sigil::Agent::\"b\", action, resource);",
+        )
+        .unwrap();
+    store
+        .add_custom_policy(
+            "no-tools",
+            "forbid (principal, action, resource) when { resource.id like \"tool:*\" };",
         )
         .unwrap();
     let snapshot = store.build_snapshot(1).unwrap();
 
     assert_eq!(
-        snapshot.policies_for("a", "read").unwrap(),
-        ["entitlement/a/read:doc:*", "reads"]
+        snapshot.policies_for("a", "read", "doc:open").unwrap(),
+        ["entitlement/a/read:doc:*", "open-doc"]
+    );
+    // Keys end at a separator, so `doc:open` is indexed under `doc:` and `doc:7` evaluates it.
+    assert_eq!(
+        snapshot.policies_for("a", "read", "doc:7").unwrap(),
+        ["entitlement/a/read:doc:*", "open-doc"]
     );
     assert_eq!(
-        snapshot.policies_for("a", "write").unwrap(),
+        snapshot.policies_for("a", "read", "tool:x").unwrap(),
+        ["entitlement/a/read:tool:x", "no-tools"]
+    );
+    assert!(
+        snapshot
+            .policies_for("a", "read", "wiki:1")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        snapshot.policies_for("a", "write", "doc:1").unwrap(),
         ["entitlement/a/write:doc:1"]
     );
-    assert_eq!(snapshot.policies_for("b", "write").unwrap(), ["b-writes"]);
     assert_eq!(
-        snapshot.policies_for("b", "read").unwrap(),
-        ["b-writes", "entitlement/b/read:doc:2", "reads"]
+        snapshot.policies_for("b", "write", "wiki:1").unwrap(),
+        ["b-all"]
     );
-    assert!(snapshot.policies_for("c", "read").is_none());
-    assert!(snapshot.policies_for("a", "launch").is_none());
+    assert_eq!(
+        snapshot.policies_for("b", "read", "doc:2").unwrap(),
+        ["b-all", "entitlement/b/read:doc:2", "open-doc"]
+    );
+    assert!(snapshot.policies_for("c", "read", "doc:1").is_none());
+    assert!(snapshot.policies_for("a", "launch", "doc:1").is_none());
+
+    let decision = common::decide(&snapshot, "a", "read", "tool:x");
+    assert_eq!(decision.policies, ["no-tools"]);
 }

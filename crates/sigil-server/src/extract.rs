@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use sigil_ca::verify::{LeafSvid, svid_from_leaf};
+use sigil_ca::verify::LeafSvid;
 use sigil_core::{AgentName, Principal};
 
 use crate::error::ApiError;
@@ -90,20 +90,14 @@ where
 }
 
 /// The SVID of the caller's verified client certificate.
-fn caller_svid(parts: &Parts, state: &AppState) -> Result<LeafSvid, ApiError> {
-    let Some(PeerCertificates(chain)) = parts.extensions.get::<PeerCertificates>() else {
+fn caller_svid(parts: &Parts, _state: &AppState) -> Result<LeafSvid, ApiError> {
+    let Some(peer) = parts.extensions.get::<PeerCertificates>() else {
         return Err(ApiError::unauthorized(
             "client_certificate_required",
             "this route needs a client certificate (an X.509-SVID issued by this authority)",
         ));
     };
-    let Some(leaf) = chain.first() else {
-        return Err(ApiError::unauthorized(
-            "client_certificate_required",
-            "the client certificate chain is empty",
-        ));
-    };
-    svid_from_leaf(leaf, &state.trust_domain).map_err(|err| {
+    peer.svid.as_ref().clone().map_err(|err| {
         ApiError::forbidden(
             "invalid_svid",
             format!("the client certificate is not a valid SVID: {err}"),
@@ -112,7 +106,7 @@ fn caller_svid(parts: &Parts, state: &AppState) -> Result<LeafSvid, ApiError> {
 }
 
 /// Rejects a certificate this authority did not record, or recorded as revoked.
-async fn check_issued_and_live(state: &AppState, svid: &LeafSvid) -> Result<(), ApiError> {
+async fn check_registry(state: &AppState, svid: &LeafSvid) -> Result<(), ApiError> {
     let Some(credential) = state.store.credential(&svid.serial_hex).await? else {
         return Err(ApiError::forbidden(
             "unknown_certificate",
@@ -130,6 +124,27 @@ async fn check_issued_and_live(state: &AppState, svid: &LeafSvid) -> Result<(), 
                 svid.serial_hex
             ),
         ));
+    }
+    Ok(())
+}
+
+/// Like [`check_registry`], once per connection and revocation epoch: the registry is asked again
+/// only after this process revoked something, so a revocation applies to the next request.
+async fn check_issued_and_live(
+    state: &AppState,
+    parts: &Parts,
+    svid: &LeafSvid,
+) -> Result<(), ApiError> {
+    use std::sync::atomic::Ordering;
+
+    let epoch = state.revocation_epoch.load(Ordering::Acquire);
+    let peer = parts.extensions.get::<PeerCertificates>();
+    if peer.is_some_and(|p| p.confirmed_at_epoch.load(Ordering::Acquire) == epoch) {
+        return Ok(());
+    }
+    check_registry(state, svid).await?;
+    if let Some(peer) = peer {
+        peer.confirmed_at_epoch.store(epoch, Ordering::Release);
     }
     Ok(())
 }
@@ -159,7 +174,7 @@ impl FromRequestParts<AppState> for AdminCaller {
                 ));
             }
         }
-        check_issued_and_live(state, &svid).await?;
+        check_issued_and_live(state, parts, &svid).await?;
         Ok(Self { svid })
     }
 }
@@ -190,7 +205,7 @@ impl FromRequestParts<AppState> for DecisionCaller {
                 ));
             }
         }
-        check_issued_and_live(state, &svid).await?;
+        check_issued_and_live(state, parts, &svid).await?;
         Ok(Self {
             spiffe_id: svid.spiffe_id.to_string(),
         })
@@ -219,18 +234,23 @@ impl FromRequestParts<AppState> for AgentCaller {
                 format!("`{}` is not an agent identity", svid.spiffe_id),
             ));
         };
-        check_issued_and_live(state, &svid).await?;
+        check_issued_and_live(state, parts, &svid).await?;
         Ok(Self { name, svid })
     }
 }
 
 /// The caller's SPIFFE ID for audit events, or `anonymous`.
-pub(crate) fn actor(parts_extensions: &axum::http::Extensions, state: &AppState) -> String {
+pub(crate) fn actor(parts_extensions: &axum::http::Extensions, _state: &AppState) -> String {
     parts_extensions
         .get::<PeerCertificates>()
-        .and_then(|PeerCertificates(chain)| chain.first().cloned())
-        .and_then(|leaf| svid_from_leaf(&leaf, &state.trust_domain).ok())
-        .map_or_else(|| "anonymous".to_owned(), |svid| svid.spiffe_id.to_string())
+        .and_then(|peer| {
+            peer.svid
+                .as_ref()
+                .as_ref()
+                .ok()
+                .map(|svid| svid.spiffe_id.to_string())
+        })
+        .unwrap_or_else(|| "anonymous".to_owned())
 }
 
 /// An optional JSON body: an empty body gives `T::default()`, anything else must be valid JSON.

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit_queue;
 pub mod authority;
 pub mod clock;
 mod crl;

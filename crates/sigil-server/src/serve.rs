@@ -140,6 +140,9 @@ pub async fn serve(
 
     let jwt_keys = crate::jwt_keys::load_or_create(&data_dir, now)?;
     let policy = Arc::new(crate::policy::PolicyService::load(&store).await?);
+    let (audit_queue, audit_writer) = crate::audit_queue::AuditQueue::new(store.clone());
+    let (stop_audit, audit_stopped) = tokio::sync::watch::channel(false);
+    let audit_task = tokio::spawn(audit_writer.run(audit_stopped));
     let local = listener
         .local_addr()
         .map_err(|err| ServerError::Tls(err.to_string()))?;
@@ -159,6 +162,8 @@ pub async fn serve(
         issuer,
         policy: policy.clone(),
         unused_entitlement_period: options.unused_entitlement_period,
+        audit_queue,
+        revocation_epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     };
     let app = router(state.clone());
 
@@ -171,9 +176,20 @@ pub async fn serve(
     write_atomic(&data_dir.listen_file(), local.to_string().as_bytes(), false)?;
     tracing::info!(listen = %local, trust_domain = %trust_domain, "authority started");
 
-    accept_loop(listener, TlsAcceptor::from(tls), app, shutdown).await;
+    accept_loop(
+        listener,
+        TlsAcceptor::from(tls),
+        app,
+        trust_domain.clone(),
+        shutdown,
+    )
+    .await;
 
     background.abort();
+    let _ = stop_audit.send(true);
+    if let Err(err) = audit_task.await {
+        tracing::error!(error = %err, "audit writer task failed");
+    }
     policy.flush_usage(&store).await;
     store.close().await;
     tracing::info!("authority stopped");
@@ -185,6 +201,7 @@ async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
+    trust_domain: TrustDomain,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let graceful = GracefulShutdown::new();
@@ -209,9 +226,10 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let trust_domain = trust_domain.clone();
         let stopping = stopping.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, acceptor, app, watcher, stopping).await;
+            serve_connection(stream, peer, acceptor, app, trust_domain, watcher, stopping).await;
         });
     }
 
@@ -234,6 +252,7 @@ async fn serve_connection(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     app: Router,
+    trust_domain: TrustDomain,
     watcher: hyper_util::server::graceful::Watcher,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -258,10 +277,12 @@ async fn serve_connection(
         }
     };
 
+    // The client certificate is parsed once per connection, not once per request.
     let peer_certificates = tls.get_ref().1.peer_certificates().map(|chain| {
-        PeerCertificates(Arc::new(
+        PeerCertificates::new(
             chain.iter().map(|c| c.clone().into_owned()).collect(),
-        ))
+            &trust_domain,
+        )
     });
     let service = app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
         let mut request = request.map(axum::body::Body::new);

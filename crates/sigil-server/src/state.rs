@@ -28,4 +28,16 @@ pub(crate) struct AppState {
     pub policy: Arc<crate::policy::PolicyService>,
     /// How long a granted entitlement may go unused before the scan reports it.
     pub unused_entitlement_period: std::time::Duration,
+    /// Batched audit events of hot paths.
+    pub audit_queue: crate::audit_queue::AuditQueue,
+    /// Bumped after every revocation, so that per-connection registry checks run again.
+    pub revocation_epoch: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl AppState {
+    /// Makes every connection check its client certificate against the registry again.
+    pub fn note_revocation(&self) {
+        self.revocation_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }

@@ -22,9 +22,34 @@ use time::OffsetDateTime;
 use crate::ServerError;
 use crate::authority::Authority;
 
-/// The client certificate chain of a connection, leaf first, stored in request extensions.
+/// The client certificate chain of a connection, leaf first, and its leaf checked against the
+/// SPIFFE rules once per connection; stored in request extensions.
 #[derive(Debug, Clone)]
-pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
+pub struct PeerCertificates {
+    pub chain: Arc<Vec<CertificateDer<'static>>>,
+    /// The leaf's SVID, or why it is not a valid SVID of this trust domain.
+    pub svid: Arc<Result<sigil_ca::verify::LeafSvid, String>>,
+    /// The revocation epoch at which the registry last confirmed this certificate as issued and
+    /// not revoked; `u64::MAX` before the first check.
+    pub confirmed_at_epoch: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PeerCertificates {
+    /// Applies the SPIFFE leaf rules to the chain's first certificate.
+    pub fn new(chain: Vec<CertificateDer<'static>>, trust_domain: &TrustDomain) -> Self {
+        let svid = match chain.first() {
+            Some(leaf) => {
+                sigil_ca::verify::svid_from_leaf(leaf, trust_domain).map_err(|err| err.to_string())
+            }
+            None => Err("the client certificate chain is empty".to_owned()),
+        };
+        Self {
+            chain: Arc::new(chain),
+            svid: Arc::new(svid),
+            confirmed_at_epoch: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+        }
+    }
+}
 
 /// The serving certificate, replaced when the signing CA rotates.
 #[derive(Debug)]

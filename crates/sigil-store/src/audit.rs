@@ -60,6 +60,19 @@ impl Store {
         Ok(event.seq)
     }
 
+    /// Appends several audit events in one transaction, in order.
+    pub async fn record_audits(&self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for record in records {
+            append(&mut tx, record).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Returns the audit events with a sequence number above `after`, oldest first.
     pub async fn audit_events(
         &self,

@@ -259,7 +259,9 @@ impl Authority {
         body: Option<&str>,
         identity: Option<(&Path, &Path)>,
     ) -> (u16, String) {
+        // HTTP/1.1 for the reason given at `send`.
         let mut args: Vec<String> = vec![
+            "--http1.1".into(),
             "-s".into(),
             "-o".into(),
             "-".into(),

@@ -77,12 +77,13 @@ fn owner_email(index: usize) -> String {
 }
 
 /// Returns the text of the `index`-th global custom policy: a mix of permits and forbids with
-/// `principal in`, unconstrained principals, single actions, action lists and attribute checks.
+/// `principal in`, unconstrained principals, single actions, action lists, attribute checks, and
+/// with or without a required resource prefix.
 fn global_policy(index: usize, rng: &mut StdRng, owners: usize) -> String {
     let service = SERVICES.choose(rng).unwrap_or(&"crm");
     let action = ACTIONS.choose(rng).unwrap_or(&"read");
     let owner = owner_email(rng.random_range(0..owners));
-    match index % 6 {
+    match index % 8 {
         0 => format!(
             "forbid (principal, action == Sigil::Action::\"{action}\", resource)\n\
              when {{ resource.id like \"tool:{service}/1*\" }};"
@@ -103,9 +104,19 @@ fn global_policy(index: usize, rng: &mut StdRng, owners: usize) -> String {
         4 => "permit (principal, action in [Sigil::Action::\"read\", Sigil::Action::\"list\"], \
               resource == Sigil::Resource::\"doc:public\");"
             .to_owned(),
-        _ => format!(
+        5 => format!(
             "permit (principal is Sigil::Agent, action == Sigil::Action::\"{action}\", resource)\n\
              when {{ principal.spiffe_id like \"*/agent-1*\" && resource.id like \"tool:{service}/*\" }};"
+        ),
+        // The last two require no resource prefix, so every request for their action evaluates
+        // them.
+        6 => format!(
+            "forbid (principal, action == Sigil::Action::\"{action}\", resource)\n\
+             when {{ principal.owner == \"{owner}\" }};"
+        ),
+        _ => format!(
+            "permit (principal, action == Sigil::Action::\"{action}\", resource)\n\
+             when {{ principal.status == \"registered\" && resource.id like \"*/0\" }};"
         ),
     }
 }
@@ -178,39 +189,41 @@ impl World {
         }
     }
 
-    /// Generates `count` requests: half aimed at one of the agent's own entitlements (a concrete
-    /// resource that the pattern matches), half with a random action and resource.
+    /// Generates `count` requests. Half are aimed at an entitlement of an agent that has some (a
+    /// concrete resource that the pattern matches, so most are allowed); the other half pick any
+    /// agent, a random action and a random resource.
     pub fn requests(&self, count: usize, seed: u64) -> Vec<MixRequest> {
         let mut rng = StdRng::seed_from_u64(seed);
+        let entitled: Vec<&(AgentName, Vec<Entitlement>)> = self
+            .agents
+            .iter()
+            .filter(|(_, entitlements)| !entitlements.is_empty())
+            .collect();
         (0..count)
             .map(|_| {
-                let (agent, entitlements) = &self.agents[rng.random_range(0..self.agents.len())];
-                let aimed = if rng.random_bool(0.5) {
-                    entitlements.choose(&mut rng)
-                } else {
-                    None
-                };
-                match aimed {
-                    Some(entitlement) => {
-                        let action = ACTIONS
-                            .iter()
-                            .find(|action| **action == entitlement.action())
-                            .unwrap();
-                        let resource = match entitlement.resource().strip_suffix('*') {
-                            Some(prefix) => format!("{prefix}{}", rng.random_range(0..30)),
-                            None => entitlement.resource().to_owned(),
-                        };
-                        MixRequest {
-                            agent: agent.clone(),
-                            action,
-                            resource,
-                        }
-                    }
-                    None => MixRequest {
+                if rng.random_bool(0.5)
+                    && let Some((agent, entitlements)) = entitled.choose(&mut rng)
+                    && let Some(entitlement) = entitlements.choose(&mut rng)
+                {
+                    let action = ACTIONS
+                        .iter()
+                        .find(|action| **action == entitlement.action())
+                        .unwrap();
+                    let resource = match entitlement.resource().strip_suffix('*') {
+                        Some(prefix) => format!("{prefix}{}", rng.random_range(0..30)),
+                        None => entitlement.resource().to_owned(),
+                    };
+                    return MixRequest {
                         agent: agent.clone(),
-                        action: ACTIONS.choose(&mut rng).unwrap(),
-                        resource: random_resource(&mut rng),
-                    },
+                        action,
+                        resource,
+                    };
+                }
+                let (agent, _) = &self.agents[rng.random_range(0..self.agents.len())];
+                MixRequest {
+                    agent: agent.clone(),
+                    action: ACTIONS.choose(&mut rng).unwrap(),
+                    resource: random_resource(&mut rng),
                 }
             })
             .collect()

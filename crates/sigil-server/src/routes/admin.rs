@@ -311,6 +311,7 @@ async fn change_status(
 
     super::refresh_engine(&state, name.as_str()).await;
     if !revoked.is_empty() {
+        state.note_revocation();
         let authority = state.authority.load();
         if let Err(err) = state.crl.refresh(&state.store, &authority, now).await {
             tracing::error!(error = %err, agent = %name, "failed to regenerate the CRL after a revocation");

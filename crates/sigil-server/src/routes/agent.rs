@@ -69,6 +69,7 @@ pub(super) async fn attest(
         Err(other) => return Err(other.into()),
     };
     if !outcome.revoked_serials.is_empty() {
+        state.note_revocation();
         tracing::info!(
             agent = %agent.name,
             revoked = outcome.revoked_serials.len(),

@@ -71,9 +71,7 @@ pub(super) async fn authorize(
             })
             .to_string(),
         };
-        if let Err(err) = state.store.record_audit(record).await {
-            tracing::error!(error = %err, principal = %principal, "failed to audit a denied decision");
-        }
+        state.audit_queue.push(record).await;
     }
 
     Ok(Json(AuthorizeResponse {

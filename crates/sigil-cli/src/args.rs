@@ -69,6 +69,9 @@ pub enum Command {
     /// Manage custom Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Entitlement reviews.
+    #[command(subcommand)]
+    Review(ReviewCommand),
     /// Run a self-contained tour on a temporary data directory (under a minute).
     Demo,
     /// Check the audit log.
@@ -264,6 +267,15 @@ pub enum PolicyCommand {
     /// authority; exits non-zero on any mismatch.
     Test {
         file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReviewCommand {
+    /// List review items.
+    List {
         #[arg(long)]
         json: bool,
     },

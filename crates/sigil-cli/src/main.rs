@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{Cli, Command, PolicyCommand};
+use crate::args::{Cli, Command, PolicyCommand, ReviewCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,6 +56,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 args.json,
             )
             .await
+        }
+        Command::Review(ReviewCommand::List { json }) => {
+            let client = admin::client(&cli.global).await?;
+            let list: sigil_proto::ReviewList = client.get_json("/v1/admin/reviews").await?;
+            output::print(json, &list, || output::reviews_table(&list.items))
         }
         Command::Policy(command) => {
             let client = admin::client(&cli.global).await?;

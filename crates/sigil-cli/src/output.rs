@@ -145,3 +145,20 @@ pub fn findings_table(findings: &[FindingView]) -> String {
         rows,
     )
 }
+
+pub fn reviews_table(items: &[sigil_proto::ReviewItemView]) -> String {
+    let rows = items
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.agent.clone(),
+                r.owner.clone(),
+                r.reason.clone(),
+                r.status.clone(),
+                r.due_at.clone(),
+            ]
+        })
+        .collect();
+    table(&["ID", "AGENT", "OWNER", "REASON", "STATUS", "DUE"], rows)
+}

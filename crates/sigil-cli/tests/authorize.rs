@@ -110,6 +110,16 @@ fn grant_and_revoke_change_decisions() {
         "a grant beyond the baseline is drift: {drift}"
     );
     assert_eq!(open[0]["subject"], "grant-bot");
+    let reviews = authority.sigil_json(&["review", "list"]);
+    let items = reviews["items"].as_array().unwrap();
+    assert_eq!(
+        items.len(),
+        1,
+        "drift opens a review item at once: {reviews}"
+    );
+    assert_eq!(items[0]["agent"], "grant-bot");
+    assert_eq!(items[0]["reason"], "privilege-drift");
+    assert_eq!(items[0]["status"], "open");
 
     authority.sigil_ok(&["agent", "revoke-grant", "grant-bot", "invoke:tool:erp/*"]);
     assert_eq!(

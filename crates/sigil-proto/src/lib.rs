@@ -296,6 +296,25 @@ pub struct FindingList {
     pub findings: Vec<FindingView>,
 }
 
+/// A review item: an owner must certify an agent's entitlements by `due_at`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewItemView {
+    pub id: i64,
+    pub agent: String,
+    pub owner: String,
+    /// Why the item was opened, such as `privilege-drift`.
+    pub reason: String,
+    pub status: String,
+    pub opened_at: String,
+    pub due_at: String,
+}
+
+/// `GET /v1/admin/reviews`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewList {
+    pub items: Vec<ReviewItemView>,
+}
+
 /// Every error response: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -87,7 +87,70 @@ pub(crate) async fn update_drift_in(
     let beyond: Vec<String> = extra.iter().map(|(a, r)| format!("{a}:{r}")).collect();
     let evidence = serde_json::json!({ "beyond_baseline": beyond });
     open_in(conn, "privilege-drift", agent, "medium", &evidence, now_ms).await?;
+    open_review_in(conn, agent, "privilege-drift", now_ms, DRIFT_REVIEW_DUE_MS).await?;
     Ok(())
+}
+
+/// How long an owner has to certify an agent whose entitlements drifted: 7 days.
+const DRIFT_REVIEW_DUE_MS: i64 = 7 * 86_400_000;
+
+/// Opens a review item for `agent` unless one is open already.
+pub(crate) async fn open_review_in(
+    conn: &mut SqliteConnection,
+    agent: &str,
+    reason: &str,
+    now_ms: i64,
+    due_in_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO review_items (agent, owner_email, reason, status, opened_at, due_at)
+         SELECT name, owner_email, ?, 'open', ?, ? FROM agents WHERE name = ?
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(reason)
+    .bind(now_ms)
+    .bind(now_ms + due_in_ms)
+    .bind(agent)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A review item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewItemRow {
+    pub id: i64,
+    pub agent: String,
+    pub owner_email: String,
+    pub reason: String,
+    pub status: String,
+    pub opened_at_ms: i64,
+    pub due_at_ms: i64,
+}
+
+impl Store {
+    /// Returns review items, newest first.
+    pub async fn review_items(&self) -> Result<Vec<ReviewItemRow>, StoreError> {
+        let rows: Vec<(i64, String, String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, agent, owner_email, reason, status, opened_at, due_at FROM review_items ORDER BY id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, agent, owner_email, reason, status, opened_at_ms, due_at_ms)| ReviewItemRow {
+                    id,
+                    agent,
+                    owner_email,
+                    reason,
+                    status,
+                    opened_at_ms,
+                    due_at_ms,
+                },
+            )
+            .collect())
+    }
 }
 
 impl Store {

@@ -33,6 +33,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use agents::Transition;
 pub use error::StoreError;
+pub use findings::ReviewItemRow;
 pub use policies::PolicyRow;
 pub use rows::{
     AgentRow, AttestOutcome, CredentialRow, EntitlementRow, FindingRow, NewAgent, NewCredential,

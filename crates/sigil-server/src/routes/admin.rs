@@ -426,6 +426,29 @@ pub(super) async fn scan_findings(
     }))
 }
 
+/// `GET /v1/admin/reviews`.
+pub(super) async fn list_reviews(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+) -> Result<Json<sigil_proto::ReviewList>, ApiError> {
+    let items = state
+        .store
+        .review_items()
+        .await?
+        .into_iter()
+        .map(|item| sigil_proto::ReviewItemView {
+            id: item.id,
+            agent: item.agent,
+            owner: item.owner_email,
+            reason: item.reason,
+            status: item.status,
+            opened_at: crate::clock::rfc3339_ms(item.opened_at_ms),
+            due_at: crate::clock::rfc3339_ms(item.due_at_ms),
+        })
+        .collect();
+    Ok(Json(sigil_proto::ReviewList { items }))
+}
+
 /// `POST /v1/admin/renew`: issues a fresh admin certificate to the admin presenting one.
 pub(super) async fn renew_admin(
     State(state): State<AppState>,

@@ -61,6 +61,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/tokens", post(tokens::create_token))
         .route("/v1/admin/findings", get(admin::list_findings))
         .route("/v1/admin/findings/scan", post(admin::scan_findings))
+        .route("/v1/admin/reviews", get(admin::list_reviews))
         .route("/v1/authorize", post(policy::authorize))
         .route(
             "/v1/admin/policies",

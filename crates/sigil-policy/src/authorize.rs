@@ -136,25 +136,27 @@ impl Snapshot {
         };
 
         let declared = self.schema.context_attributes();
-        let mut kept = serde_json::Map::new();
+        let mut declared_values = serde_json::Map::new();
         for (name, attribute) in object {
             if declared.contains_key(name) {
-                kept.insert(name.clone(), attribute.clone());
+                declared_values.insert(name.clone(), attribute.clone());
             } else {
                 diagnostics.push(format!(
                     "context attribute `{name}` is not declared in the schema and was ignored"
                 ));
             }
         }
-        if kept.is_empty() {
+        if declared_values.is_empty() {
             return Ok(Context::empty());
         }
         // Parsing with the schema only resolves entity and extension values; `validate` checks
         // the attribute types.
         let schema = self.schema.cedar_schema();
-        let context =
-            Context::from_json_value(serde_json::Value::Object(kept), Some((schema, action)))
-                .map_err(|error| format!("invalid context: {error}"))?;
+        let context = Context::from_json_value(
+            serde_json::Value::Object(declared_values),
+            Some((schema, action)),
+        )
+        .map_err(|error| format!("invalid context: {error}"))?;
         context
             .validate(schema, action)
             .map_err(|error| format!("invalid context: {error}"))?;

@@ -176,7 +176,7 @@ fn check_custom_policy_id(id: &str) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// Which principals a policy's scope can match, for indexing.
+/// The principals a policy's scope can match, for indexing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PrincipalScope {
     /// Only the agent with this name (`principal == Sigil::Agent::"name"`).
@@ -185,7 +185,7 @@ pub(crate) enum PrincipalScope {
     Any,
 }
 
-/// Which actions a policy's scope can match, for indexing.
+/// The actions a policy's scope can match, for indexing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ActionScope {
     /// Only these actions (`action == …` or `action in [...]`).

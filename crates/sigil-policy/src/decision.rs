@@ -38,7 +38,7 @@ impl fmt::Display for PrincipalRef<'_> {
 /// An authorization request: may `principal` perform `action` on `resource`?
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request<'a> {
-    /// The agent that asks.
+    /// The requesting agent.
     pub principal: PrincipalRef<'a>,
     /// The entitlement action, such as `invoke`.
     pub action: &'a str,
@@ -85,8 +85,8 @@ pub struct Decision {
     /// or decommissioned agent it is only the built-in policy, because the engine decides such
     /// requests without evaluating custom forbids.
     pub policies: Vec<String>,
-    /// Why the request could not be evaluated normally (unknown agent, undeclared action,
-    /// invalid context) and Cedar's policy evaluation errors. Empty in the common case.
+    /// Reasons the request could not be evaluated normally (unknown agent, undeclared action,
+    /// invalid context), and Cedar's policy evaluation errors. Empty in the common case.
     pub diagnostics: Vec<String>,
     /// The agent the principal resolved to, if it is registered.
     pub agent: Option<AgentName>,

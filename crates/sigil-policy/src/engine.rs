@@ -10,9 +10,9 @@ use crate::snapshot::Snapshot;
 
 /// Decides requests with the current snapshot and swaps in new snapshots atomically.
 ///
-/// Each decision loads the snapshot pointer once and uses only that snapshot, so a request sees
-/// either the whole old version or the whole new one. Loading is lock-free, and readers never
-/// block [`Engine::replace`].
+/// Each decision loads the snapshot pointer once and evaluates only that snapshot, so a request
+/// is decided by either the whole old version or the whole new one. Loading the pointer takes no
+/// lock.
 #[derive(Debug)]
 pub struct Engine {
     current: ArcSwap<Snapshot>,

@@ -2,7 +2,7 @@
 //!
 //! This crate is a pure library without HTTP or SQL. The server fills a [`PolicyStore`] with
 //! agents and custom policies, builds an immutable [`Snapshot`] and hands it to the [`Engine`],
-//! which answers [`Request`]s with [`Decision`]s.
+//! which decides [`Request`]s and returns [`Decision`]s.
 //!
 //! # Schema
 //!
@@ -14,13 +14,14 @@
 //! - `Sigil::Resource`, id = the resource string, with the same string in attribute `id`;
 //! - one `Sigil::Action` per action name, each applying to agents and resources.
 //!
-//! Cedar's validator only accepts actions the schema declares, so the schema is generated from the
-//! set of known actions rather than declaring one generic action: the actions of all entitlements,
-//! the actions declared explicitly with [`PolicyStore::declare_action`], and the actions that
-//! accepted custom policies mention. This way the validator still rejects a custom policy with a
+//! Cedar's validator only accepts actions that the schema declares. Sigil therefore generates the
+//! schema from the set of known actions instead of declaring one generic action. The known actions
+//! are those of all entitlements, those declared with [`PolicyStore::declare_action`], and those
+//! that accepted custom policies name. This way the validator still rejects a custom policy with a
 //! misspelled action, and removing the last entitlement of an action never invalidates a custom
-//! policy that names it. The schema changes only between snapshots, and every snapshot validates
-//! its custom policies against its own schema.
+//! policy that names it. [`PolicyStore::restore_custom_policy`] reloads stored policies whose
+//! actions no entitlement names any more. The schema changes only between snapshots, and every
+//! snapshot validates its custom policies against its own schema.
 //!
 //! # Entitlements
 //!

@@ -164,7 +164,7 @@ pub fn run_policy_tests(
     Ok(results)
 }
 
-/// Parses the case's principal and asks the snapshot.
+/// Parses the case's principal and decides the case with the snapshot.
 fn decide(snapshot: &Snapshot, case: &CaseTable, line: usize) -> Result<Decision, PolicyError> {
     let invalid = |error: sigil_core::CoreError| PolicyError::InvalidTestCase {
         line,

@@ -58,7 +58,6 @@ pub(crate) struct AgentSlot {
     pub(crate) name: AgentName,
     pub(crate) status: AgentStatus,
     pub(crate) uid: EntityUid,
-    pub(crate) entity: Entity,
     /// The agent entity alone, with its transitive closure already computed. A request clones it
     /// (one small map of shared pointers) and adds the resource, which is cheaper than building
     /// the store from both entities.
@@ -221,7 +220,7 @@ impl Snapshot {
     /// Returns the agent's entity: `Sigil::Agent::"<name>"` with its attributes and owner parent.
     pub fn agent_entity(&self, agent: &str) -> Option<&Entity> {
         let slot = self.agents.get(*self.agent_index.get(agent)?)?;
-        Some(&slot.entity)
+        slot.entities.get(&slot.uid)
     }
 
     /// Builds the `Sigil::Resource` entity of a resource string, with its `id` attribute.
@@ -366,7 +365,7 @@ fn agent_slot(
     })?;
 
     let entities =
-        Entities::from_entities([entity.clone()], None).map_err(|error| PolicyError::Internal {
+        Entities::from_entities([entity], None).map_err(|error| PolicyError::Internal {
             subject: format!("the entity store of agent `{}`", record.name),
             message: error.to_string(),
         })?;
@@ -375,7 +374,6 @@ fn agent_slot(
         name: record.name.clone(),
         status: record.status,
         uid,
-        entity,
         entities,
         slices,
     })

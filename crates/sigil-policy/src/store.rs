@@ -13,7 +13,7 @@ use crate::error::PolicyError;
 use crate::schema::{ContextAttributeType, Schema, TypeNames, check_action};
 use crate::snapshot::Snapshot;
 
-/// What the engine needs to know about an agent.
+/// The registry data of an agent that decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentRecord {
     /// The agent's name, the id of its `Sigil::Agent` entity.

@@ -9,7 +9,7 @@ use serde_json::json;
 use sigil_core::AuditRecord;
 
 use crate::error::Rejection;
-use crate::extract::actor;
+
 use crate::metrics;
 use crate::state::AppState;
 
@@ -26,7 +26,12 @@ pub(crate) async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let caller = actor(request.extensions(), &state);
+    // The caller is named only in logs and audit events of failed requests, so the (cheap) Arc
+    // is kept and the name is built only when needed.
+    let peer = request
+        .extensions()
+        .get::<crate::tls::PeerCertificates>()
+        .cloned();
 
     let response = next.run(request).await;
 
@@ -35,14 +40,27 @@ pub(crate) async fn observe(
     metrics::request(method.clone(), route.clone(), status.as_u16(), seconds);
 
     if status.is_server_error() {
+        let caller = caller_name(peer.as_ref());
         tracing::error!(%method, %path, status = status.as_u16(), caller, "request failed");
     } else if status.is_client_error() {
+        let caller = caller_name(peer.as_ref());
         let rejection = response.extensions().get::<Rejection>().cloned();
         audit_rejection(&state, &caller, &method, &path, status.as_u16(), rejection).await;
     } else {
-        tracing::debug!(%method, %path, status = status.as_u16(), caller, micros = (seconds * 1e6) as u64, "request served");
+        tracing::debug!(%method, %path, status = status.as_u16(), micros = (seconds * 1e6) as u64, "request served");
     }
     response
+}
+
+fn caller_name(peer: Option<&crate::tls::PeerCertificates>) -> String {
+    peer.and_then(|p| {
+        p.svid
+            .as_ref()
+            .as_ref()
+            .ok()
+            .map(|svid| svid.spiffe_id.to_string())
+    })
+    .unwrap_or_else(|| "anonymous".to_owned())
 }
 
 /// Longest request path kept in an audit event, in bytes.

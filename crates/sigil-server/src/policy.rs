@@ -42,9 +42,10 @@ impl PolicyService {
                 .map_err(policy_error)?;
         }
         for policy in store.policies().await? {
-            if let Err(err) = authoring.add_custom_policy(&policy.id, &policy.text) {
-                // A policy that validated when it was added can stop validating only if the
-                // schema lost an action it names, which the store prevents; skip it loudly.
+            if let Err(err) = authoring.restore_custom_policy(&policy.id, &policy.text) {
+                // Restoring counts the policy's own actions as declared, so a policy stays valid
+                // after the last entitlement of its action is revoked; anything else is skipped
+                // loudly.
                 tracing::error!(policy = %policy.id, error = %err, "stored custom policy no longer validates; skipped");
             }
         }

@@ -189,9 +189,9 @@ impl World {
         }
     }
 
-    /// Generates `count` requests. Half are aimed at an entitlement of an agent that has some (a
-    /// concrete resource that the pattern matches, so most are allowed); the other half pick any
-    /// agent, a random action and a random resource.
+    /// Generates `count` requests. Half target one entitlement of an agent that has any, with a
+    /// concrete resource that the pattern matches, so most of them are allowed. The other half
+    /// pick any agent, a random action and a random resource.
     pub fn requests(&self, count: usize, seed: u64) -> Vec<MixRequest> {
         let mut rng = StdRng::seed_from_u64(seed);
         let entitled: Vec<&(AgentName, Vec<Entitlement>)> = self

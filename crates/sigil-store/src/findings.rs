@@ -34,7 +34,21 @@ pub(crate) async fn open_in(
         return Ok(id);
     }
 
-    Ok(sqlx::query_scalar(
+    // A new occurrence supersedes an accepted finding of the same kind and subject.
+    let superseded: Vec<i64> = sqlx::query_scalar(
+        "UPDATE findings SET status = 'resolved', resolved_at = ?1
+         WHERE kind = ?2 AND subject = ?3 AND status = 'accepted' RETURNING id",
+    )
+    .bind(now_ms)
+    .bind(kind)
+    .bind(subject)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in superseded {
+        crate::finding_events::queue_in(conn, id, "resolved", now_ms).await?;
+    }
+
+    let id = sqlx::query_scalar(
         "INSERT INTO findings (kind, subject, severity, status, evidence, first_seen, last_seen)
          VALUES (?, ?, ?, 'open', ?, ?, ?) RETURNING id",
     )
@@ -45,7 +59,9 @@ pub(crate) async fn open_in(
     .bind(now_ms)
     .bind(now_ms)
     .fetch_one(&mut *conn)
-    .await?)
+    .await?;
+    crate::finding_events::queue_in(conn, id, "opened", now_ms).await?;
+    Ok(id)
 }
 
 /// Resolves the open finding of `kind` about `subject`, if any; returns whether one was open.
@@ -55,15 +71,41 @@ pub(crate) async fn resolve_in(
     subject: &str,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let resolved = sqlx::query(
-        "UPDATE findings SET status = 'resolved', last_seen = ? WHERE kind = ? AND subject = ? AND status = 'open'",
+    let resolved: Option<i64> = sqlx::query_scalar(
+        "UPDATE findings SET status = 'resolved', last_seen = ?1, resolved_at = ?1
+         WHERE kind = ?2 AND subject = ?3 AND status = 'open' RETURNING id",
     )
     .bind(now_ms)
     .bind(kind)
     .bind(subject)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(id) = resolved else {
+        return Ok(false);
+    };
+    crate::finding_events::queue_in(conn, id, "resolved", now_ms).await?;
+    Ok(true)
+}
+
+/// Resolves the finding `id` if it is open or accepted; returns whether it was.
+pub(crate) async fn resolve_id_in(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let resolved = sqlx::query(
+        "UPDATE findings SET status = 'resolved', last_seen = ?1, resolved_at = ?1
+         WHERE id = ?2 AND status IN ('open', 'accepted')",
+    )
+    .bind(now_ms)
+    .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(resolved.rows_affected() > 0)
+    if resolved.rows_affected() == 0 {
+        return Ok(false);
+    }
+    crate::finding_events::queue_in(conn, id, "resolved", now_ms).await?;
+    Ok(true)
 }
 
 /// Opens or resolves the `privilege-drift` finding of `agent`: open while it holds anything
@@ -203,29 +245,56 @@ impl Store {
 
     /// Returns findings, optionally of one kind, newest first.
     pub async fn findings(&self, kind: Option<&str>) -> Result<Vec<FindingRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, subject, severity, status, evidence, first_seen, last_seen
-             FROM findings WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            finding_columns!(),
+            " FROM findings WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC"
+        ))
         .bind(kind)
         .fetch_all(&self.pool)
         .await?;
-
-        rows.iter()
-            .map(|row| {
-                let evidence: String = row.try_get("evidence")?;
-                Ok(FindingRow {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    subject: row.try_get("subject")?,
-                    severity: row.try_get("severity")?,
-                    status: row.try_get("status")?,
-                    evidence: serde_json::from_str(&evidence)
-                        .map_err(|err| StoreError::Corrupt(err.to_string()))?,
-                    first_seen_ms: row.try_get("first_seen")?,
-                    last_seen_ms: row.try_get("last_seen")?,
-                })
-            })
-            .collect()
+        rows.iter().map(finding_from_row).collect()
     }
+
+    /// Returns one finding.
+    pub async fn finding(&self, id: i64) -> Result<FindingRow, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            finding_columns!(),
+            " FROM findings WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("finding {id} not found")))?;
+        finding_from_row(&row)
+    }
+}
+
+/// Columns [`finding_from_row`] reads, as a literal for `concat!`.
+macro_rules! finding_columns {
+    () => {
+        "id, kind, subject, severity, status, evidence, first_seen, last_seen, accepted_by, \
+         accepted_at, accepted_reason, resolved_at"
+    };
+}
+pub(crate) use finding_columns;
+
+pub(crate) fn finding_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FindingRow, StoreError> {
+    let evidence: String = row.try_get("evidence")?;
+    Ok(FindingRow {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        subject: row.try_get("subject")?,
+        severity: row.try_get("severity")?,
+        status: row.try_get("status")?,
+        evidence: serde_json::from_str(&evidence)
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?,
+        first_seen_ms: row.try_get("first_seen")?,
+        last_seen_ms: row.try_get("last_seen")?,
+        accepted_by: row.try_get("accepted_by")?,
+        accepted_at_ms: row.try_get("accepted_at")?,
+        accepted_reason: row.try_get("accepted_reason")?,
+        resolved_at_ms: row.try_get("resolved_at")?,
+    })
 }

@@ -15,10 +15,15 @@ mod agents;
 mod audit;
 mod credentials;
 mod error;
+mod external;
+mod finding_events;
 mod findings;
+mod offboarding;
 mod owners;
 mod policies;
+mod reviews;
 mod rows;
+mod scan;
 mod tokens;
 
 use std::ops::{Deref, DerefMut};
@@ -33,12 +38,16 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use agents::Transition;
 pub use error::StoreError;
+pub use external::{ExternalCredentialRow, ImportOutcome};
+pub use finding_events::FindingEvent;
 pub use findings::ReviewItemRow;
 pub use policies::PolicyRow;
+pub use reviews::Certification;
 pub use rows::{
     AgentRow, AttestOutcome, CredentialRow, EntitlementRow, FindingRow, NewAgent, NewCredential,
     OwnerRow, RenewOutcome,
 };
+pub use scan::ScanReport;
 pub use tokens::TokenState;
 
 /// File name of the SQLite database inside the data directory.

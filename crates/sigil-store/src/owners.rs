@@ -41,7 +41,9 @@ impl Store {
         self.owner(email).await
     }
 
-    /// Marks an owner as departed. Their agents keep running until transferred or suspended.
+    /// Marks an owner as departed and opens an `owner-departed` finding for each of their agents
+    /// that is not decommissioned. The agents keep running until transferred, or until the
+    /// governance scan suspends them after the grace period.
     pub async fn depart_owner(
         &self,
         email: &str,
@@ -67,6 +69,9 @@ impl Store {
                 None => StoreError::NotFound(format!("owner `{email}` not found")),
             });
         }
+        let orphaned = crate::offboarding::open_departed_in(&mut tx, email, now_ms).await?;
+        let mut record = record;
+        record.details = crate::offboarding::with_orphaned(&record.details, orphaned);
         audit::append(&mut tx, record).await?;
         tx.commit().await?;
 

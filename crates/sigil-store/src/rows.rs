@@ -116,4 +116,9 @@ pub struct FindingRow {
     pub evidence: Value,
     pub first_seen_ms: i64,
     pub last_seen_ms: i64,
+    /// Who accepted the risk (a SPIFFE ID), when and why; set once the finding is accepted.
+    pub accepted_by: Option<String>,
+    pub accepted_at_ms: Option<i64>,
+    pub accepted_reason: Option<String>,
+    pub resolved_at_ms: Option<i64>,
 }

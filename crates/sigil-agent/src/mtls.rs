@@ -111,10 +111,18 @@ fn tls_error(err: rustls::Error) -> AgentError {
 }
 
 /// Serves the newest SVID at each handshake, so rotations need no new configuration.
+///
+/// It is both a server and a client certificate resolver; `sigil gateway` uses it for its own
+/// serving certificate and for its calls to the authority.
 #[derive(Debug)]
-struct CurrentSvid(MaterialWatch);
+pub struct CurrentSvid(MaterialWatch);
 
 impl CurrentSvid {
+    /// Follows `material`; the resolver has no certificate until the first SVID is published.
+    pub fn new(material: MaterialWatch) -> Self {
+        Self(material)
+    }
+
     fn certified_key(&self) -> Option<Arc<CertifiedKey>> {
         let material = self.0.borrow().clone()?;
         let chain = split_der_certificates(&material.chain_der).ok()?;

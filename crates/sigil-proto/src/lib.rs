@@ -347,3 +347,186 @@ mod tests {
         assert!(!format!("{response:?}").contains("sigil-secret-value"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Enforcement: what gateways fetch from and report to the authority.
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /v1/admin/tokens` with a gateway instead of an agent: registers the gateway on first
+/// use and returns a join token for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGatewayTokenRequest {
+    /// The gateway's name, one SPIFFE path segment; its ID is `spiffe://<td>/gateway/<name>`.
+    pub gateway: String,
+    /// Extra DNS names or IP addresses for the gateway's certificate, beside `localhost`,
+    /// `127.0.0.1` and `::1`. Recorded when the gateway is first registered.
+    #[serde(default)]
+    pub sans: Vec<String>,
+    /// Lifetime such as `10m`; default 10 minutes, at most 24 hours.
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// One agent as a gateway needs it to decide locally.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GatewayAgent {
+    pub name: String,
+    pub spiffe_id: String,
+    pub owner: String,
+    /// `registered`, `active`, `suspended` or `decommissioned`.
+    pub status: String,
+    /// Baseline and granted entitlements, `ACTION:RESOURCE`.
+    pub entitlements: Vec<String>,
+}
+
+/// One stored custom Cedar policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GatewayPolicy {
+    pub id: String,
+    pub text: String,
+}
+
+/// `GET /v1/gateway/state`: everything a gateway decides with, as of event `seq`.
+///
+/// A gateway loads this at start and again whenever a `policy` event announces a newer
+/// `policy_version`; the revocation stream then resumes after `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayState {
+    /// The last revocation-stream event this state includes.
+    pub seq: u64,
+    /// Version of the policy set, the same number `/v1/authorize` reports.
+    pub policy_version: u64,
+    pub agents: Vec<GatewayAgent>,
+    pub policies: Vec<GatewayPolicy>,
+    /// Hex serials (lowercase, no separators) of revoked certificates that have not expired.
+    pub revoked_serials: Vec<String>,
+}
+
+/// One event of `GET /v1/revocations` (server-sent events).
+///
+/// Each SSE message has `id: <seq>`, `event: <kind>` and this JSON as `data`. Heartbeats carry
+/// the current `seq` and are not stored; every other event is stored, so a client that
+/// reconnects with `Last-Event-ID: N` (or `?since=N`) receives every event after `N`. When `N`
+/// is older than what the authority keeps, the stream starts with a `resync` event and the client
+/// reloads `/v1/gateway/state`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RevocationEvent {
+    /// Certificates were revoked (decommission, fork, suspension of a credential).
+    Revoke {
+        seq: u64,
+        /// Milliseconds since the Unix epoch.
+        at_ms: i64,
+        /// Hex serials, lowercase.
+        serials: Vec<String>,
+        /// The agent the serials belong to, when they belong to one.
+        agent: Option<String>,
+    },
+    /// An agent's status changed (suspend, resume, decommission, fork lock).
+    AgentStatus {
+        seq: u64,
+        at_ms: i64,
+        agent: String,
+        spiffe_id: String,
+        status: String,
+    },
+    /// The policy set changed (grant, revoke-grant, policy add or remove, registration);
+    /// gateways reload `/v1/gateway/state` when this is newer than what they hold.
+    Policy {
+        seq: u64,
+        at_ms: i64,
+        policy_version: u64,
+    },
+    /// Sent about once a second with the newest `seq`, so that clients can tell a quiet stream
+    /// from a dead one.
+    Heartbeat { seq: u64, at_ms: i64 },
+    /// The requested resume point is gone; reload `/v1/gateway/state`.
+    Resync { seq: u64, at_ms: i64 },
+}
+
+impl RevocationEvent {
+    /// The event's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Revoke { seq, .. }
+            | Self::AgentStatus { seq, .. }
+            | Self::Policy { seq, .. }
+            | Self::Heartbeat { seq, .. }
+            | Self::Resync { seq, .. } => *seq,
+        }
+    }
+
+    /// The SSE `event:` name, such as `revoke` or `agent-status`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Revoke { .. } => "revoke",
+            Self::AgentStatus { .. } => "agent-status",
+            Self::Policy { .. } => "policy",
+            Self::Heartbeat { .. } => "heartbeat",
+            Self::Resync { .. } => "resync",
+        }
+    }
+}
+
+/// One request a gateway denied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayDenial {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The caller's SPIFFE ID, when it presented one that parsed.
+    #[serde(default)]
+    pub principal: Option<String>,
+    pub method: String,
+    pub path: String,
+    /// The action and resource from the route configuration, when a route matched.
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Short machine-readable reason, such as `policy`, `revoked`, `inactive-agent`,
+    /// `no-route`, `bad-token`, `stale`.
+    pub reason: String,
+    /// The HTTP status the gateway answered with.
+    pub status: u16,
+}
+
+/// `POST /v1/gateway/denials`: a batch of denials, audited one event each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayDenialBatch {
+    pub denials: Vec<GatewayDenial>,
+}
+
+/// Response of `POST /v1/admin/tokens` for a gateway.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct GatewayTokenResponse {
+    /// The join token, shown only here.
+    pub token: String,
+    pub gateway: String,
+    /// `spiffe://<td>/gateway/<name>`.
+    pub spiffe_id: String,
+    /// The extra DNS names and IP addresses recorded for the gateway's certificates.
+    pub sans: Vec<String>,
+    pub expires_at: String,
+}
+
+impl fmt::Debug for GatewayTokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayTokenResponse")
+            .field("token", &"<redacted>")
+            .field("gateway", &self.gateway)
+            .field("spiffe_id", &self.spiffe_id)
+            .field("sans", &self.sans)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Response of `POST /v1/gateway/denials`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GatewayDenialsResponse {
+    /// The number of denials appended to the audit log.
+    pub recorded: usize,
+}

@@ -1,0 +1,225 @@
+//! One request through the gateway: authenticate, decide, forward or refuse.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use sigil_ca::LeafSvid;
+use time::OffsetDateTime;
+
+use crate::denial::{Denial, DenyKind, error_body};
+use crate::jwt::JwtAuth;
+use crate::report::DenialReporter;
+use crate::routes::Routes;
+use crate::upstream::{ForwardedIdentity, ProxyBody, Upstream};
+use crate::view::{Caller, View};
+
+/// What the TLS layer established about a connection's client certificate.
+#[derive(Debug, Clone)]
+pub enum ConnectionIdentity {
+    /// The client sent no certificate; requests must carry a Bearer token.
+    Anonymous,
+    /// The certificate passed the chain and SPIFFE checks.
+    Certificate(LeafSvid),
+    /// The certificate failed them; every request on the connection is refused with this.
+    Rejected(Denial),
+}
+
+/// Everything a request needs, shared by all connections.
+#[derive(Debug)]
+pub struct Gateway {
+    pub view: Arc<View>,
+    pub routes: Arc<Routes>,
+    pub jwt: Arc<JwtAuth>,
+    pub upstream: Upstream,
+    pub reporter: DenialReporter,
+}
+
+/// How the caller proved its identity.
+struct Authenticated {
+    caller: Caller,
+    /// True for a Bearer token, which is removed before forwarding.
+    bearer: bool,
+}
+
+impl Gateway {
+    /// Handles one request from a connection whose certificate status is `identity`.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        identity: &ConnectionIdentity,
+    ) -> Response<ProxyBody> {
+        let method = request.method().as_str().to_owned();
+        let path = request.uri().path().to_owned();
+        let route = self.routes.find(&method, &path);
+
+        let authenticated = match self.authenticate(&request, identity).await {
+            Ok(authenticated) => authenticated,
+            Err(denial) => return self.refuse(denial, &method, &path, route),
+        };
+        let agent = match self.view.decide(&authenticated.caller, route) {
+            Ok(agent) => agent,
+            Err(denial) => return self.refuse(denial, &method, &path, route),
+        };
+
+        let forwarded = ForwardedIdentity {
+            spiffe_id: &agent.spiffe_id,
+            owner: &agent.owner,
+            strip_authorization: authenticated.bearer,
+        };
+        match self.upstream.forward(request, &forwarded).await {
+            Ok(response) => {
+                tracing::debug!(agent = %agent.name, %method, %path, status = %response.status(), "request forwarded");
+                response
+            }
+            Err(err) => {
+                tracing::warn!(agent = %agent.name, %method, %path, error = %err, "upstream request failed");
+                json_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unavailable",
+                    "the gateway could not reach the upstream service",
+                )
+            }
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        request: &Request<Incoming>,
+        identity: &ConnectionIdentity,
+    ) -> Result<Authenticated, Denial> {
+        match identity {
+            ConnectionIdentity::Rejected(denial) => Err(denial.clone()),
+            ConnectionIdentity::Certificate(leaf) => {
+                // The chain was checked at the handshake; a long connection can outlive the
+                // certificate, so its end is checked again for every request.
+                if leaf.not_after <= OffsetDateTime::now_utc() {
+                    return Err(Denial::new(
+                        DenyKind::BadCertificate,
+                        "the client certificate has expired; reconnect with the renewed SVID",
+                    )
+                    .for_principal(leaf.spiffe_id.as_str()));
+                }
+                Ok(Authenticated {
+                    caller: Caller {
+                        spiffe_id: leaf.spiffe_id.clone(),
+                        serial_hex: Some(leaf.serial_hex.clone()),
+                    },
+                    bearer: false,
+                })
+            }
+            ConnectionIdentity::Anonymous => {
+                let token = bearer_token(request.headers().get(header::AUTHORIZATION))?;
+                let claims = self.jwt.verify(token).await?;
+                Ok(Authenticated {
+                    caller: Caller {
+                        spiffe_id: claims.subject,
+                        serial_hex: None,
+                    },
+                    bearer: true,
+                })
+            }
+        }
+    }
+
+    /// Logs and reports a denial, and builds its answer.
+    fn refuse(
+        &self,
+        denial: Denial,
+        method: &str,
+        path: &str,
+        route: Option<&crate::routes::Route>,
+    ) -> Response<ProxyBody> {
+        let kind = denial.kind;
+        tracing::info!(
+            principal = denial.principal.as_deref(),
+            method,
+            path,
+            reason = kind.reason(),
+            status = kind.status().as_u16(),
+            "request denied"
+        );
+        self.reporter.report(sigil_proto::GatewayDenial {
+            at_ms: now_ms(),
+            principal: denial.principal.clone(),
+            method: method.to_owned(),
+            path: path.chars().take(MAX_REPORTED_PATH_LEN).collect(),
+            action: route.map(|route| route.action.clone()),
+            resource: route.map(|route| route.resource.clone()),
+            reason: kind.reason().to_owned(),
+            status: kind.status().as_u16(),
+        });
+        json_error(kind.status(), kind.code(), &denial.message)
+    }
+}
+
+/// Longest request path copied into a denial report.
+const MAX_REPORTED_PATH_LEN: usize = 1024;
+
+/// Extracts the token of an `Authorization: Bearer` header.
+fn bearer_token(value: Option<&HeaderValue>) -> Result<&str, Denial> {
+    let Some(value) = value else {
+        return Err(Denial::new(
+            DenyKind::NoCredential,
+            "present an X.509-SVID as the TLS client certificate, or a JWT-SVID in an \
+             `Authorization: Bearer` header",
+        ));
+    };
+    let text = value.to_str().map_err(|_| {
+        Denial::new(
+            DenyKind::BadToken,
+            "the Authorization header is not visible ASCII",
+        )
+    })?;
+    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(Denial::new(
+            DenyKind::BadToken,
+            "the Authorization header must be `Bearer <JWT-SVID>`",
+        ));
+    }
+    Ok(token.trim())
+}
+
+/// Builds `{"error": {"code", "message"}}` with `status`.
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<ProxyBody> {
+    let body = Full::new(error_body(code, message))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_forms() {
+        let ok = HeaderValue::from_static("Bearer abc.def.ghi");
+        assert_eq!(bearer_token(Some(&ok)).unwrap(), "abc.def.ghi");
+        let lower = HeaderValue::from_static("bearer abc");
+        assert_eq!(bearer_token(Some(&lower)).unwrap(), "abc");
+
+        assert_eq!(bearer_token(None).unwrap_err().kind, DenyKind::NoCredential);
+        for bad in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "abc"] {
+            let value = HeaderValue::from_str(bad).unwrap();
+            assert_eq!(
+                bearer_token(Some(&value)).unwrap_err().kind,
+                DenyKind::BadToken,
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The routes file: which action on which resource a request's method and path stand for.
+//!
+//! ```toml
+//! [[route]]
+//! path = "/v1/contacts/*"      # a prefix ending in `*`, or an exact path
+//! method = "GET"               # optional; any method when absent
+//! action = "read"
+//! resource = "tool:crm/contacts"
+//! ```
+//!
+//! Routes are tried in file order and the first match wins. A request that matches no route is
+//! denied.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::GatewayError;
+
+/// Maximum size of a routes file; a larger file is almost certainly the wrong file.
+const MAX_ROUTES_FILE_LEN: u64 = 1024 * 1024;
+
+/// The parsed routes file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    routes: Vec<Route>,
+}
+
+/// One `[[route]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    path: PathPattern,
+    /// Upper-case method, or `None` for every method.
+    method: Option<String>,
+    /// The entitlement action requests on this route are authorised as.
+    pub action: String,
+    /// The resource requests on this route are authorised as.
+    pub resource: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PathPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutesFile {
+    #[serde(default)]
+    route: Vec<RouteEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteEntry {
+    path: String,
+    #[serde(default)]
+    method: Option<String>,
+    action: String,
+    resource: String,
+}
+
+impl Routes {
+    /// Reads and parses a routes file.
+    pub fn load(path: &Path) -> Result<Self, GatewayError> {
+        let metadata = std::fs::metadata(path).map_err(|err| GatewayError::io(path, err))?;
+        if metadata.len() > MAX_ROUTES_FILE_LEN {
+            return Err(GatewayError::Routes(format!(
+                "{} is {} bytes, more than the maximum of {MAX_ROUTES_FILE_LEN}",
+                path.display(),
+                metadata.len()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|err| GatewayError::io(path, err))?;
+        Self::parse(&text).map_err(|err| match err {
+            GatewayError::Routes(detail) => {
+                GatewayError::Routes(format!("{}: {detail}", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    /// Parses the TOML text of a routes file.
+    pub fn parse(text: &str) -> Result<Self, GatewayError> {
+        let file: RoutesFile =
+            toml::from_str(text).map_err(|err| GatewayError::Routes(err.to_string()))?;
+        let routes = file
+            .route
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                Route::from_entry(entry).map_err(|detail| {
+                    GatewayError::Routes(format!("route {}: {detail}", index + 1))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { routes })
+    }
+
+    /// Returns the first route that matches `method` and `path`.
+    pub fn find(&self, method: &str, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|route| route.matches(method, path))
+    }
+
+    /// Returns the number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Returns true when the file has no route, so that every request is denied.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+impl Route {
+    fn from_entry(entry: RouteEntry) -> Result<Self, String> {
+        if !entry.path.starts_with('/') {
+            return Err(format!("`path` must start with `/`, not `{}`", entry.path));
+        }
+        let star_count = entry.path.matches('*').count();
+        let path = match entry.path.strip_suffix('*') {
+            Some(prefix) if star_count == 1 => PathPattern::Prefix(prefix.to_owned()),
+            None if star_count == 0 => PathPattern::Exact(entry.path),
+            _ => {
+                return Err(format!(
+                    "`path` may contain `*` only as its last character, not `{}`",
+                    entry.path
+                ));
+            }
+        };
+
+        let method = match entry.method {
+            Some(method)
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) =>
+            {
+                return Err(format!(
+                    "`method` must be an HTTP method such as GET, not `{method}`"
+                ));
+            }
+            Some(method) => Some(method.to_ascii_uppercase()),
+            None => None,
+        };
+
+        if entry.action.is_empty() {
+            return Err("`action` must not be empty".into());
+        }
+        // The same rule as an entitlement's action, so that a route can name any action an
+        // entitlement can grant and nothing else.
+        sigil_core::Entitlement::parse(&format!("{}:{}", entry.action, entry.resource))
+            .map_err(|err| format!("`action` and `resource` do not form an entitlement: {err}"))?;
+
+        Ok(Self {
+            path,
+            method,
+            action: entry.action,
+            resource: entry.resource,
+        })
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        if let Some(expected) = &self.method
+            && !expected.eq_ignore_ascii_case(method)
+        {
+            return false;
+        }
+        match &self.path {
+            PathPattern::Exact(exact) => path == exact,
+            PathPattern::Prefix(prefix) => path.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        [[route]]
+        path = "/v1/contacts/export"
+        action = "export"
+        resource = "tool:crm/contacts"
+
+        [[route]]
+        path = "/v1/contacts/*"
+        method = "get"
+        action = "read"
+        resource = "tool:crm/contacts"
+
+        [[route]]
+        path = "/health"
+        action = "read"
+        resource = "tool:crm/health"
+    "#;
+
+    fn routes() -> Routes {
+        Routes::parse(EXAMPLE).unwrap()
+    }
+
+    #[test]
+    fn exact_path_matches_only_itself() {
+        let routes = routes();
+        assert_eq!(
+            routes.find("GET", "/health").unwrap().resource,
+            "tool:crm/health"
+        );
+        assert!(routes.find("GET", "/health/x").is_none());
+        assert!(routes.find("GET", "/healthz").is_none());
+    }
+
+    #[test]
+    fn prefix_matches_suffixes() {
+        let routes = routes();
+        assert_eq!(
+            routes.find("GET", "/v1/contacts/42").unwrap().action,
+            "read"
+        );
+        assert_eq!(routes.find("GET", "/v1/contacts/").unwrap().action, "read");
+        assert!(routes.find("GET", "/v1/contacts").is_none());
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let routes = routes();
+        assert_eq!(
+            routes.find("GET", "/v1/contacts/export").unwrap().action,
+            "export"
+        );
+    }
+
+    #[test]
+    fn method_filters_case_insensitively() {
+        let routes = routes();
+        assert!(routes.find("POST", "/v1/contacts/42").is_none());
+        assert_eq!(
+            routes.find("get", "/v1/contacts/42").unwrap().action,
+            "read"
+        );
+    }
+
+    #[test]
+    fn empty_file_has_no_routes() {
+        let routes = Routes::parse("").unwrap();
+        assert!(routes.is_empty());
+        assert!(routes.find("GET", "/").is_none());
+    }
+
+    #[test]
+    fn invalid_routes_rejected() {
+        let cases = [
+            (
+                "relative path",
+                r#"[[route]]
+                path = "v1/*"
+                action = "read"
+                resource = "r""#,
+            ),
+            (
+                "inner star",
+                r#"[[route]]
+                path = "/v1/*/x"
+                action = "read"
+                resource = "r""#,
+            ),
+            (
+                "two stars",
+                r#"[[route]]
+                path = "/v1/**"
+                action = "read"
+                resource = "r""#,
+            ),
+            (
+                "bad method",
+                r#"[[route]]
+                path = "/v1"
+                method = "GET /"
+                action = "read"
+                resource = "r""#,
+            ),
+            (
+                "empty action",
+                r#"[[route]]
+                path = "/v1"
+                action = ""
+                resource = "r""#,
+            ),
+            (
+                "bad action",
+                r#"[[route]]
+                path = "/v1"
+                action = "re ad"
+                resource = "r""#,
+            ),
+            (
+                "missing resource",
+                r#"[[route]]
+                path = "/v1"
+                action = "read""#,
+            ),
+            (
+                "unknown key",
+                r#"[[route]]
+                path = "/v1"
+                action = "read"
+                resource = "r"
+                host = "x""#,
+            ),
+        ];
+        for (name, text) in cases {
+            let err = Routes::parse(text).unwrap_err();
+            assert!(matches!(err, GatewayError::Routes(_)), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn error_names_route_number() {
+        let text = r#"
+            [[route]]
+            path = "/ok"
+            action = "read"
+            resource = "r"
+
+            [[route]]
+            path = "bad"
+            action = "read"
+            resource = "r"
+        "#;
+        let err = Routes::parse(text).unwrap_err().to_string();
+        assert!(err.contains("route 2"), "{err}");
+    }
+}

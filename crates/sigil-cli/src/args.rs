@@ -53,6 +53,9 @@ pub enum Command {
     Init(InitArgs),
     /// Run the authority.
     Serve(ServeArgs),
+    /// Run the enforcement gateway in front of a tool: mutual TLS or JWT-SVIDs, live revocation,
+    /// local policy decisions.
+    Gateway(crate::gateway::GatewayArgs),
     /// Manage the humans accountable for agents.
     #[command(subcommand)]
     Owner(OwnerCommand),

@@ -139,7 +139,7 @@ pub async fn audit(data_dir: &DataDir, command: AuditCommand) -> anyhow::Result<
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

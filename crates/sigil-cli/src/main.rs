@@ -4,6 +4,7 @@ mod admin;
 mod admin_identity;
 mod args;
 mod demo;
+mod gateway;
 mod local;
 mod output;
 mod policy;
@@ -40,6 +41,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => local::init(&data_dir, args).await,
         Command::Serve(args) => local::serve(&data_dir, args).await,
+        Command::Gateway(args) => gateway::run(&cli.global, args).await,
         Command::Audit(args) => local::audit(&data_dir, args).await,
         Command::Owner(command) => admin::owner(&cli.global, command).await,
         Command::Agent(command) => admin::agent(&cli.global, command).await,
@@ -77,11 +79,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Logs go to stderr, so that stdout carries only command output. `SIGIL_LOG` (or `RUST_LOG`)
-/// sets the filter; the default is `info` for `serve` and `warn` otherwise.
+/// sets the filter; the default is `info` for `serve` and `gateway` and `warn` otherwise.
 fn init_logging(cli: &Cli) {
     let default = if matches!(cli.command, Command::Demo) {
         "error"
-    } else if matches!(cli.command, Command::Serve(_)) {
+    } else if matches!(cli.command, Command::Serve(_) | Command::Gateway(_)) {
         "info"
     } else {
         "warn"

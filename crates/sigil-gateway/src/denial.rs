@@ -1,4 +1,4 @@
-//! Why the gateway refused a request, and the JSON answer it sends.
+//! Reasons the gateway rejects a request, and the JSON error response it sends.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -14,7 +14,7 @@ pub enum DenyKind {
     BadCertificate,
     /// The Bearer token failed JWT-SVID verification.
     BadToken,
-    /// The caller's SPIFFE ID names no agent the gateway knows.
+    /// The caller's SPIFFE ID names no agent in the gateway state.
     UnknownAgent,
     /// The client certificate's serial is revoked.
     Revoked,
@@ -27,7 +27,7 @@ pub enum DenyKind {
 }
 
 impl DenyKind {
-    /// The HTTP status of the answer.
+    /// Returns the HTTP status of the error response.
     pub fn status(self) -> StatusCode {
         match self {
             Self::Stale => StatusCode::SERVICE_UNAVAILABLE,
@@ -40,7 +40,7 @@ impl DenyKind {
         }
     }
 
-    /// The stable snake_case `code` of the JSON error body.
+    /// Returns the stable snake_case `code` of the JSON error body.
     pub fn code(self) -> &'static str {
         match self {
             Self::Stale => "stale_view",
@@ -55,7 +55,7 @@ impl DenyKind {
         }
     }
 
-    /// The short reason reported to the authority in a denial batch.
+    /// Returns the short reason reported to the authority in a denial batch.
     pub fn reason(self) -> &'static str {
         match self {
             Self::Stale => "stale",

@@ -16,7 +16,7 @@ use crate::routes::Routes;
 use crate::upstream::{ForwardedIdentity, ProxyBody, Upstream};
 use crate::view::{Caller, View};
 
-/// What the TLS layer established about a connection's client certificate.
+/// The result of the client-certificate check of one connection.
 #[derive(Debug, Clone)]
 pub enum ConnectionIdentity {
     /// The client sent no certificate; requests must carry a Bearer token.
@@ -37,7 +37,7 @@ pub struct Gateway {
     pub reporter: DenialReporter,
 }
 
-/// How the caller proved its identity.
+/// The caller's verified identity and the credential kind it used.
 struct Authenticated {
     caller: Caller,
     /// True for a Bearer token, which is removed before forwarding.
@@ -124,7 +124,7 @@ impl Gateway {
         }
     }
 
-    /// Logs and reports a denial, and builds its answer.
+    /// Logs and reports a denial, and builds its error response.
     fn refuse(
         &self,
         denial: Denial,
@@ -155,7 +155,7 @@ impl Gateway {
     }
 }
 
-/// Longest request path copied into a denial report.
+/// Maximum length of the request path copied into a denial report.
 const MAX_REPORTED_PATH_LEN: usize = 1024;
 
 /// Extracts the token of an `Authorization: Bearer` header.

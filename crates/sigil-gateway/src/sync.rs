@@ -24,7 +24,7 @@ use crate::view::{Followup, View};
 /// First wait after a failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Longest wait between attempts. It is well below the default staleness bound, so that a short
+/// Maximum wait between attempts. It is well below the default staleness bound, so that a short
 /// outage of the authority does not make the gateway refuse requests.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 

@@ -21,7 +21,7 @@ use sigil_agent::mtls::{CurrentSvid, MaterialWatch};
 
 use crate::GatewayError;
 
-/// The body type of every answer the gateway sends.
+/// The body type of every response the gateway sends.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// The header the gateway sets to the caller's SPIFFE ID.
@@ -119,7 +119,7 @@ impl Upstream {
         })
     }
 
-    /// Forwards `request` with the caller's identity headers and streams the answer back.
+    /// Forwards `request` with the caller's identity headers and streams the response back.
     pub async fn forward(
         &self,
         mut request: Request<Incoming>,

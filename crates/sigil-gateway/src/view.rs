@@ -3,7 +3,7 @@
 //!
 //! The view has two layers:
 //!
-//! - the **policy layer**, built from one `GET /v1/gateway/state` answer: a decision-engine
+//! - the **policy layer**, built from one `GET /v1/gateway/state` response: a decision-engine
 //!   snapshot and the agents' owners and statuses. It is rebuilt off the request path and
 //!   swapped in atomically, so a request sees either the whole old layer or the whole new one;
 //! - the **live layer**, changed by each stream event in place: revoked serials and agent
@@ -45,7 +45,7 @@ pub struct Caller {
     pub serial_hex: Option<String>,
 }
 
-/// What the next step of the stream handling must do after an event.
+/// The action the stream handler takes after applying an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Followup {
     /// Nothing: the event is applied.
@@ -110,7 +110,7 @@ impl View {
         }
     }
 
-    /// The newest sequence number the view includes, from which the stream resumes.
+    /// Returns the newest sequence number the view includes, from which the stream resumes.
     pub fn seq(&self) -> u64 {
         let live = self.live.read().map(|live| live.seq).unwrap_or(0);
         let layer = self
@@ -190,7 +190,7 @@ impl View {
         Ok(())
     }
 
-    /// Applies one stream event and says what must follow.
+    /// Applies one stream event and returns the action that must follow.
     pub fn apply(&self, event: &RevocationEvent) -> Followup {
         self.touch();
         let Ok(mut live) = self.live.write() else {
@@ -337,7 +337,7 @@ impl View {
         Ok(allowed)
     }
 
-    /// The 503 answer of a stale view, with its age.
+    /// Builds the 503 denial of a stale view, with its age.
     pub fn stale_denial(&self) -> Denial {
         let message = match self.since_contact() {
             None => {

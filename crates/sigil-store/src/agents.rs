@@ -311,7 +311,7 @@ pub(crate) async fn agent_in(
     agent_from_row(&row)
 }
 
-fn agent_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRow, StoreError> {
+pub(crate) fn agent_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRow, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(AgentRow {
         name: row.try_get("name")?,

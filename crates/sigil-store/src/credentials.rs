@@ -239,7 +239,7 @@ async fn record_fork(
     Ok(finding_id)
 }
 
-async fn insert_credential(
+pub(crate) async fn insert_credential(
     conn: &mut SqliteConnection,
     credential: &NewCredential,
 ) -> Result<(), StoreError> {
@@ -306,7 +306,7 @@ pub(crate) async fn bump_counter(
     .await?)
 }
 
-async fn credential_in(
+pub(crate) async fn credential_in(
     conn: &mut SqliteConnection,
     serial: &str,
 ) -> Result<Option<CredentialRow>, StoreError> {
@@ -320,7 +320,7 @@ async fn credential_in(
     row.as_ref().map(credential_from_row).transpose()
 }
 
-async fn successor_in(
+pub(crate) async fn successor_in(
     conn: &mut SqliteConnection,
     parent_serial: &str,
 ) -> Result<Option<CredentialRow>, StoreError> {

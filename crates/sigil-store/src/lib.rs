@@ -18,10 +18,12 @@ mod error;
 mod external;
 mod finding_events;
 mod findings;
+mod gateways;
 mod offboarding;
 mod owners;
 mod policies;
 mod reviews;
+mod revocations;
 mod rows;
 mod scan;
 mod tokens;
@@ -34,15 +36,17 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 pub use agents::Transition;
 pub use error::StoreError;
 pub use external::{ExternalCredentialRow, ImportOutcome};
 pub use finding_events::FindingEvent;
 pub use findings::ReviewItemRow;
+pub use gateways::{GatewayRenewOutcome, GatewayRow, GatewayTokenState};
 pub use policies::PolicyRow;
 pub use reviews::Certification;
+pub use revocations::{GatewaySnapshot, RevocationRow, RevocationWindow};
 pub use rows::{
     AgentRow, AttestOutcome, CredentialRow, EntitlementRow, FindingRow, NewAgent, NewCredential,
     OwnerRow, RenewOutcome,
@@ -64,17 +68,24 @@ pub struct Store {
     /// queueing here replaces its busy-timeout polling, which sleeps up to 100 ms per retry and
     /// so dominated tail latency under concurrent renewals.
     write_lock: Arc<Mutex<()>>,
+    /// Counts committed write transactions, so that readers of derived data (the revocation
+    /// stream) can wake up after each one.
+    commits: Arc<watch::Sender<u64>>,
 }
 
 /// A write transaction that holds the process-wide write lock until it ends.
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Sqlite>,
+    commits: Arc<watch::Sender<u64>>,
     _guard: OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        self.commits
+            .send_modify(|count| *count = count.wrapping_add(1));
+        Ok(())
     }
 }
 
@@ -125,6 +136,7 @@ impl Store {
         Ok(Self {
             pool,
             write_lock: Arc::new(Mutex::new(())),
+            commits: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -132,7 +144,11 @@ impl Store {
     async fn write(&self) -> Result<WriteTx, StoreError> {
         let guard = self.write_lock.clone().lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            commits: self.commits.clone(),
+            _guard: guard,
+        })
     }
 
     /// Closes every connection, flushing the write-ahead log.

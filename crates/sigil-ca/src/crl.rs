@@ -1,11 +1,12 @@
-//! Certificate revocation lists (RFC 5280 section 5) signed by a Sigil signing CA.
+//! Certificate revocation lists (RFC 5280 section 5) signed by a Sigil CA: the root, for the
+//! signing CAs below it, or a signing CA, for the SVIDs it issued.
 
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 use time::OffsetDateTime;
 
 use crate::authority::CaCertificate;
 use crate::validity::to_certificate_time;
-use crate::{CaError, serial};
+use crate::{CaError, pem, serial};
 
 /// A revoked certificate to list in a CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub struct RevokedSerial {
     pub revoked_at: OffsetDateTime,
 }
 
-/// Builds a CRL signed by `signing` and returns it in DER.
+/// Builds a CRL signed by `signing` (a signing CA or the root) and returns it in DER.
 ///
 /// The CRL is version 2 with thisUpdate `now`, the given nextUpdate, a CRL number, an
 /// authority key identifier equal to the signing CA's subject key identifier, and one entry
@@ -54,6 +55,12 @@ pub fn build_crl(
         .signed_by(signing.issuer())
         .map_err(CaError::rcgen("sign the CRL"))?;
     Ok(crl.der().to_vec())
+}
+
+/// Encodes a DER CRL as a PEM `X509 CRL` block, the form nginx's `ssl_crl` and
+/// `openssl verify -CRLfile` read.
+pub fn crl_pem(der: &[u8]) -> String {
+    pem::encode(pem::X509_CRL, der)
 }
 
 fn revoked_entry(revoked: &RevokedSerial) -> Result<RevokedCertParams, CaError> {

@@ -25,7 +25,7 @@ mod validity;
 mod x509;
 
 pub use authority::CaCertificate;
-pub use crl::{RevokedSerial, build_crl};
+pub use crl::{RevokedSerial, build_crl, crl_pem};
 pub use csr::{CsrPublicKey, KeyType, check_csr};
 pub use error::CaError;
 pub use issue::{IssuedCertificate, SvidRequest, issue_svid, issue_with_new_key};

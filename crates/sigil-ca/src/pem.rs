@@ -9,6 +9,9 @@ use zeroize::Zeroizing;
 /// PEM label of an X.509 certificate.
 pub(crate) const CERTIFICATE: &str = "CERTIFICATE";
 
+/// PEM label of a certificate revocation list (RFC 7468 section 6).
+pub(crate) const X509_CRL: &str = "X509 CRL";
+
 /// PEM label of a PKCS#8 private key.
 pub(crate) const PRIVATE_KEY: &str = "PRIVATE KEY";
 

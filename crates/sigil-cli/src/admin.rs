@@ -146,6 +146,9 @@ pub async fn agent(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result
                 format!("revoked {entitlement} from {}", detail.agent.name)
             })
         }
+        AgentCommand::Transfer { name, owner, json } => {
+            crate::governance::transfer(&client, name, owner, json).await
+        }
         AgentCommand::Suspend(args) => status_change(&client, "suspend", args).await,
         AgentCommand::Resume(args) => status_change(&client, "resume", args).await,
         AgentCommand::Decommission(args) => status_change(&client, "decommission", args).await,
@@ -230,7 +233,8 @@ pub async fn findings(global: &GlobalArgs, args: FindingsArgs) -> anyhow::Result
         None => "/v1/admin/findings".to_owned(),
     };
     if args.scan {
-        let _: FindingList = post(&client, "/v1/admin/findings/scan", &json!({})).await?;
+        let _: sigil_proto::ScanReportView =
+            post(&client, "/v1/admin/findings/scan", &json!({})).await?;
     }
     let list: FindingList = client.get_json(&path).await?;
     output::print(args.json, &list, || output::findings_table(&list.findings))

@@ -75,6 +75,12 @@ pub enum Command {
     /// Entitlement reviews.
     #[command(subcommand)]
     Review(ReviewCommand),
+    /// Act on one finding.
+    #[command(subcommand)]
+    Finding(FindingCommand),
+    /// Import the metadata of static credentials agents hold in other systems.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
     /// Run a self-contained tour on a temporary data directory (under a minute).
     Demo,
     /// Check the audit log.
@@ -115,6 +121,39 @@ pub struct ServeArgs {
     /// How long a granted entitlement may go unused before `findings --scan` reports it.
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     pub unused_entitlement_period: std::time::Duration,
+
+    /// How often the governance scan runs.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub scan_interval: std::time::Duration,
+
+    /// How long an agent may go without using any credential before it is reported inactive.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub agent_inactive_period: std::time::Duration,
+
+    /// How long a departed owner's agents keep running before the scan suspends them.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub owner_grace_period: std::time::Duration,
+
+    /// Age after which an active external credential that was not rotated is reported static.
+    #[arg(long, default_value = "90d", value_parser = parse_duration)]
+    pub static_credential_age: std::time::Duration,
+
+    /// How long an active external credential may go unused before it is reported.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub unused_credential_period: std::time::Duration,
+
+    /// Most live credentials one agent may hold before credential-sprawl is reported.
+    #[arg(long, default_value_t = 3)]
+    pub credential_sprawl_limit: u32,
+
+    /// URL that receives signed JSON for every finding opened or resolved.
+    #[arg(long, env = "SIGIL_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// File holding the webhook's HMAC secret (at least 16 bytes); SIGIL_WEBHOOK_SECRET may
+    /// hold the secret itself instead.
+    #[arg(long)]
+    pub webhook_secret_file: Option<PathBuf>,
 
     /// How often to check whether the signing CA is due for rotation.
     #[arg(long, default_value = "60s", value_parser = parse_duration, hide = true)]
@@ -184,6 +223,15 @@ pub enum AgentCommand {
         name: String,
         /// ACTION:RESOURCE
         entitlement: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move an agent to another, active owner; resolves its owner-departed finding.
+    Transfer {
+        name: String,
+        /// E-mail of the new owner.
+        #[arg(long)]
+        owner: String,
         #[arg(long)]
         json: bool,
     },
@@ -277,6 +325,30 @@ pub enum PolicyCommand {
 
 #[derive(Subcommand)]
 pub enum ReviewCommand {
+    /// Open one review item per active agent.
+    Start {
+        /// Time until the items are due.
+        #[arg(long, default_value = "7d")]
+        due: String,
+        /// Only this owner's agents.
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close an agent's review item: keep its entitlements, or drop grants beyond the baseline.
+    #[command(group(clap::ArgGroup::new("decision").required(true).args(["keep", "drop_drift"])))]
+    Certify {
+        agent: String,
+        /// Certify the current entitlements; drift becomes an accepted finding.
+        #[arg(long)]
+        keep: bool,
+        /// Remove every grant beyond the baseline.
+        #[arg(long)]
+        drop_drift: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List review items.
     List {
         #[arg(long)]
@@ -288,6 +360,37 @@ pub enum ReviewCommand {
 pub enum AuditCommand {
     /// Check the hash chain of the audit log; exits non-zero at the first broken event.
     Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum FindingCommand {
+    /// Record that a finding's risk is accepted: it stays accepted, and nothing is enforced for
+    /// it, while its condition holds.
+    Accept {
+        id: i64,
+        /// Why the risk is accepted; stored and audited.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CredentialsCommand {
+    /// Import an inventory of external credentials (metadata only, never secrets).
+    Import {
+        /// `aws-iam-credential-report` (the IAM credential report CSV) or `json` (one JSON object
+        /// per line: id, agent, kind, active, created, last_rotated, last_used, scopes).
+        #[arg(long)]
+        format: String,
+        file: PathBuf,
+        /// JSON object from inventory user names to agent names.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },

@@ -54,6 +54,7 @@ pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
             MIN_SIGNING_CA_LIFETIME.as_secs()
         );
     }
+    let governance = governance_options(&args)?;
     initialise_if_missing(data_dir).await?;
     let config = data_dir
         .read_config()
@@ -69,9 +70,64 @@ pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
     options.database_url = args.database_url;
     options.issuer = args.issuer;
     options.unused_entitlement_period = args.unused_entitlement_period;
+    options.governance = governance;
 
     run_server(options, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Builds the scan settings and the webhook from `sigil serve` options.
+fn governance_options(
+    args: &ServeArgs,
+) -> anyhow::Result<sigil_server::governance::GovernanceOptions> {
+    let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    if args.scan_interval < std::time::Duration::from_secs(1) {
+        bail!("invalid --scan-interval: it must be at least 1s");
+    }
+    let settings = sigil_governance::Settings {
+        agent_inactive_ms: millis(args.agent_inactive_period),
+        owner_grace_ms: millis(args.owner_grace_period),
+        static_credential_ms: millis(args.static_credential_age),
+        unused_credential_ms: millis(args.unused_credential_period),
+        unused_entitlement_ms: millis(args.unused_entitlement_period),
+        sprawl_limit: args.credential_sprawl_limit,
+    };
+    let webhook = match &args.webhook_url {
+        None => None,
+        Some(url) => {
+            let secret = webhook_secret(args.webhook_secret_file.as_deref())?;
+            let config = sigil_server::webhook::WebhookConfig::new(url, secret)
+                .map_err(|message| anyhow::anyhow!("{message}"))?;
+            Some(config)
+        }
+    };
+    Ok(sigil_server::governance::GovernanceOptions {
+        settings,
+        scan_interval: args.scan_interval,
+        webhook,
+    })
+}
+
+/// Reads the webhook secret from `file`, or from `SIGIL_WEBHOOK_SECRET`. A trailing newline in
+/// the file is not part of the secret.
+fn webhook_secret(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut secret = match file {
+        Some(path) => zeroize::Zeroizing::new(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the webhook secret file {}", path.display()))?,
+        ),
+        None => match std::env::var_os("SIGIL_WEBHOOK_SECRET") {
+            Some(value) => zeroize::Zeroizing::new(value.into_encoded_bytes()),
+            None => bail!(
+                "--webhook-url needs a secret: pass --webhook-secret-file FILE or set \
+                 SIGIL_WEBHOOK_SECRET"
+            ),
+        },
+    };
+    while matches!(secret.last(), Some(b'\n' | b'\r')) {
+        secret.pop();
+    }
+    Ok(secret)
 }
 
 /// Lets `sigil serve` run on a new machine: a missing or empty data directory is initialised

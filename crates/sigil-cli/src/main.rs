@@ -5,6 +5,7 @@ mod admin_identity;
 mod args;
 mod demo;
 mod gateway;
+mod governance;
 mod local;
 mod output;
 mod policy;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{Cli, Command, PolicyCommand, ReviewCommand};
+use crate::args::{Cli, Command, PolicyCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -59,10 +60,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Review(ReviewCommand::List { json }) => {
+        Command::Review(command) => {
             let client = admin::client(&cli.global).await?;
-            let list: sigil_proto::ReviewList = client.get_json("/v1/admin/reviews").await?;
-            output::print(json, &list, || output::reviews_table(&list.items))
+            governance::review(&client, command).await
+        }
+        Command::Finding(command) => {
+            let client = admin::client(&cli.global).await?;
+            governance::finding(&client, command).await
+        }
+        Command::Credentials(command) => {
+            let client = admin::client(&cli.global).await?;
+            governance::credentials(&client, command).await
         }
         Command::Policy(command) => {
             let client = admin::client(&cli.global).await?;

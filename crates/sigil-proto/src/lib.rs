@@ -9,6 +9,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod governance;
+
+pub use governance::*;
+
 /// `POST /v1/agent/attest`.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,6 +292,11 @@ pub struct FindingView {
     pub evidence: serde_json::Value,
     pub first_seen: String,
     pub last_seen: String,
+    /// Set once the finding's risk is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<AcceptanceView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
 }
 
 /// `GET /v1/admin/findings`.

@@ -16,6 +16,7 @@ mod error;
 mod extract;
 pub mod init;
 pub mod jwt_keys;
+pub mod governance;
 pub mod layout;
 mod metrics;
 mod middleware;
@@ -24,6 +25,7 @@ pub(crate) mod routes;
 pub mod serve;
 mod state;
 pub mod tls;
+pub mod webhook;
 
 pub use error::ServerError;
 pub use serve::{ServeOptions, serve};

@@ -64,6 +64,8 @@ pub struct ServeOptions {
     pub issuer: Option<String>,
     /// Database URL; `None` means the SQLite file in the data directory.
     pub database_url: Option<String>,
+    /// Governance scan settings and the webhook.
+    pub governance: crate::governance::GovernanceOptions,
     /// Time source; tests advance it.
     pub clock: Clock,
 }
@@ -76,6 +78,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("signing_ca_lifetime", &self.signing_ca_lifetime)
             .field("rotation_check_interval", &self.rotation_check_interval)
             .field("issuer", &self.issuer)
+            .field("governance", &self.governance)
             .field(
                 "database_url",
                 &self.database_url.as_ref().map(|_| "<redacted>"),
@@ -94,6 +97,7 @@ impl ServeOptions {
             unused_entitlement_period: UNUSED_ENTITLEMENT_PERIOD,
             issuer: None,
             database_url: None,
+            governance: crate::governance::GovernanceOptions::default(),
             clock: Clock::default(),
         }
     }
@@ -151,6 +155,9 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| default_issuer(local));
 
+    let mut settings = options.governance.settings;
+    settings.unused_entitlement_ms =
+        i64::try_from(options.unused_entitlement_period.as_millis()).unwrap_or(i64::MAX);
     let state = AppState {
         trust_domain: trust_domain.clone(),
         store: store.clone(),
@@ -161,11 +168,19 @@ pub async fn serve(
         jwt_keys: Arc::new(ArcSwap::from_pointee(jwt_keys)),
         issuer,
         policy: policy.clone(),
-        unused_entitlement_period: options.unused_entitlement_period,
+        governance: crate::governance::Governance::new(settings),
         audit_queue,
         revocation_epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     };
     let app = router(state.clone());
+    let scanner = tokio::spawn(crate::governance::scan_periodically(
+        state.clone(),
+        options.governance.scan_interval,
+    ));
+    let webhook = tokio::spawn(crate::webhook::deliver_forever(
+        state.clone(),
+        options.governance.webhook.clone(),
+    ));
 
     let background = tokio::spawn(run_background_tasks(
         state,
@@ -186,6 +201,8 @@ pub async fn serve(
     .await;
 
     background.abort();
+    scanner.abort();
+    webhook.abort();
     let _ = stop_audit.send(true);
     if let Err(err) = audit_task.await {
         tracing::error!(error = %err, "audit writer task failed");

@@ -26,12 +26,12 @@ pub(crate) struct AppState {
     pub issuer: String,
     /// The decision engine.
     pub policy: Arc<crate::policy::PolicyService>,
-    /// How long a granted entitlement may go unused before the scan reports it.
-    pub unused_entitlement_period: std::time::Duration,
     /// Batched audit events of hot paths.
     pub audit_queue: crate::audit_queue::AuditQueue,
     /// Bumped after every revocation, so that per-connection registry checks run again.
     pub revocation_epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// Governance settings, the scan lock and the webhook wake-up.
+    pub governance: crate::governance::Governance,
 }
 
 impl AppState {

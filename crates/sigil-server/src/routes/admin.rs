@@ -48,7 +48,7 @@ fn success(
     }
 }
 
-fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
+pub(super) fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
     match value {
         Some(text) if text.len() > MAX_TEXT => Err(ApiError::bad_request(
             "invalid_request",
@@ -68,11 +68,11 @@ fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-fn parse_email(value: &str) -> Result<Email, ApiError> {
+pub(super) fn parse_email(value: &str) -> Result<Email, ApiError> {
     Email::new(value).map_err(|err| ApiError::bad_request("invalid_email", err.to_string()))
 }
 
-fn parse_name(value: &str) -> Result<AgentName, ApiError> {
+pub(super) fn parse_name(value: &str) -> Result<AgentName, ApiError> {
     AgentName::new(value).map_err(|err| ApiError::bad_request("invalid_name", err.to_string()))
 }
 
@@ -395,35 +395,6 @@ fn finding_kind(query: Option<&str>) -> Result<Option<String>, ApiError> {
         kind = Some(value.to_owned());
     }
     Ok(kind)
-}
-
-/// `POST /v1/admin/findings/scan`: runs the entitlement scan now and returns every finding.
-pub(super) async fn scan_findings(
-    State(state): State<AppState>,
-    caller: AdminCaller,
-) -> Result<Json<FindingList>, ApiError> {
-    state.policy.flush_usage(&state.store).await;
-    let period_ms = i64::try_from(state.unused_entitlement_period.as_millis()).unwrap_or(i64::MAX);
-    let now_ms = state.clock.now_ms();
-    let (opened, resolved) = state
-        .store
-        .scan_unused_entitlements(now_ms, period_ms)
-        .await?;
-
-    let record = success(
-        &caller,
-        now_ms,
-        "findings.scanned",
-        "unused-entitlement",
-        json!({"open": opened, "resolved": resolved}),
-    );
-    state.store.record_audit(record).await?;
-    tracing::info!(opened, resolved, "entitlement scan finished");
-
-    let findings = state.store.findings(None).await?;
-    Ok(Json(FindingList {
-        findings: findings.into_iter().map(finding_view).collect(),
-    }))
 }
 
 /// `GET /v1/admin/reviews`.

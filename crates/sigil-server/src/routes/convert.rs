@@ -70,5 +70,14 @@ pub(crate) fn finding_view(row: FindingRow) -> FindingView {
         evidence: row.evidence,
         first_seen: rfc3339_ms(row.first_seen_ms),
         last_seen: rfc3339_ms(row.last_seen_ms),
+        acceptance: match (row.accepted_by, row.accepted_at_ms, row.accepted_reason) {
+            (Some(by), Some(at), Some(reason)) => Some(sigil_proto::AcceptanceView {
+                by,
+                at: rfc3339_ms(at),
+                reason,
+            }),
+            _ => None,
+        },
+        resolved_at: row.resolved_at_ms.map(rfc3339_ms),
     }
 }

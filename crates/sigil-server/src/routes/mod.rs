@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 mod agent;
 mod convert;
+mod governance;
 mod jwt;
 mod policy;
 mod public;
@@ -21,6 +22,7 @@ use crate::state::AppState;
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub(crate) use admin::ADMIN_LIFETIME;
+pub(crate) use convert::finding_view;
 
 /// Builds the router with every route, the audit middleware and the body limit.
 pub(crate) fn router(state: AppState) -> Router {
@@ -60,8 +62,28 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/agents/{name}/grants", post(admin::grant))
         .route("/v1/admin/tokens", post(tokens::create_token))
         .route("/v1/admin/findings", get(admin::list_findings))
-        .route("/v1/admin/findings/scan", post(admin::scan_findings))
-        .route("/v1/admin/reviews", get(admin::list_reviews))
+        .route("/v1/admin/findings/scan", post(governance::scan_findings))
+        .route(
+            "/v1/admin/findings/{id}/accept",
+            post(governance::accept_finding),
+        )
+        .route(
+            "/v1/admin/agents/{name}/transfer",
+            post(governance::transfer_agent),
+        )
+        .route(
+            "/v1/admin/reviews",
+            get(admin::list_reviews).post(governance::start_review),
+        )
+        .route(
+            "/v1/admin/reviews/{name}/certify",
+            post(governance::certify_review),
+        )
+        .route(
+            "/v1/admin/credentials/import",
+            post(governance::import_credentials)
+                .layer(DefaultBodyLimit::max(governance::IMPORT_BODY_LIMIT)),
+        )
         .route("/v1/authorize", post(policy::authorize))
         .route(
             "/v1/admin/policies",

@@ -23,6 +23,20 @@ pub struct GatewayRow {
     pub updated_at_ms: i64,
 }
 
+/// A gateway join token about to be recorded, with the gateway it registers on first use.
+#[derive(Debug, Clone, Copy)]
+pub struct NewGatewayToken<'a> {
+    pub gateway: &'a str,
+    /// `spiffe://<td>/gateway/<name>`.
+    pub spiffe_id: &'a str,
+    /// Extra DNS names and IP addresses; recorded when the gateway is registered.
+    pub sans: &'a [String],
+    /// SHA-256 of the token, the only form in which it is stored.
+    pub token_hash: &'a str,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
 /// What the registry knows about a presented gateway join token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayTokenState {
@@ -52,14 +66,17 @@ impl Store {
     /// the recorded ones, so that a token never silently changes what its certificates cover.
     pub async fn create_gateway_token(
         &self,
-        gateway: &str,
-        spiffe_id: &str,
-        sans: &[String],
-        token_hash: &str,
-        now_ms: i64,
-        expires_at_ms: i64,
+        token: &NewGatewayToken<'_>,
         record: AuditRecord,
     ) -> Result<GatewayRow, StoreError> {
+        let NewGatewayToken {
+            gateway,
+            spiffe_id,
+            sans,
+            token_hash,
+            created_at_ms: now_ms,
+            expires_at_ms,
+        } = *token;
         let mut tx = self.write().await?;
 
         match gateway_in(&mut tx, gateway).await? {

@@ -43,7 +43,7 @@ pub use error::StoreError;
 pub use external::{ExternalCredentialRow, ImportOutcome};
 pub use finding_events::FindingEvent;
 pub use findings::ReviewItemRow;
-pub use gateways::{GatewayRenewOutcome, GatewayRow, GatewayTokenState};
+pub use gateways::{GatewayRenewOutcome, GatewayRow, GatewayTokenState, NewGatewayToken};
 pub use policies::PolicyRow;
 pub use reviews::Certification;
 pub use revocations::{GatewaySnapshot, RevocationRow, RevocationWindow};

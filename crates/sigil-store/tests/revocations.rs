@@ -7,8 +7,8 @@
 
 use sigil_core::{AgentStatus, AuditRecord};
 use sigil_store::{
-    GatewayRenewOutcome, GatewayTokenState, NewAgent, NewCredential, RevocationRow, Store,
-    StoreError,
+    GatewayRenewOutcome, GatewayTokenState, NewAgent, NewCredential, NewGatewayToken,
+    RevocationRow, Store, StoreError,
 };
 
 const NOW: i64 = 1_800_000_000_000;
@@ -80,6 +80,17 @@ async fn enrolled() -> (tempfile::TempDir, Store) {
         .await
         .unwrap();
     (dir, store)
+}
+
+fn token<'a>(sans: &'a [String], hash: &'a str, expires_at_ms: i64) -> NewGatewayToken<'a> {
+    NewGatewayToken {
+        gateway: "edge",
+        spiffe_id: GATEWAY_ID,
+        sans,
+        token_hash: hash,
+        created_at_ms: NOW,
+        expires_at_ms,
+    }
 }
 
 fn kinds(events: &[RevocationRow]) -> Vec<&str> {
@@ -211,15 +222,7 @@ async fn gateway_token_attest_and_renew() {
     let (_dir, store) = enrolled().await;
     let sans = vec!["gw.example.org".to_owned()];
     let row = store
-        .create_gateway_token(
-            "edge",
-            GATEWAY_ID,
-            &sans,
-            "g1",
-            NOW,
-            NOW + 600_000,
-            record("t", "edge"),
-        )
+        .create_gateway_token(&token(&sans, "g1", NOW + 600_000), record("t", "edge"))
         .await
         .unwrap();
     assert_eq!(row.sans, sans);
@@ -227,12 +230,7 @@ async fn gateway_token_attest_and_renew() {
 
     let other = store
         .create_gateway_token(
-            "edge",
-            GATEWAY_ID,
-            &["x.example.org".into()],
-            "g2",
-            NOW,
-            NOW + 1,
+            &token(&["x.example.org".into()], "g2", NOW + 1),
             record("t", "edge"),
         )
         .await;
@@ -243,15 +241,7 @@ async fn gateway_token_attest_and_renew() {
         "a rejected token must not be stored"
     );
     store
-        .create_gateway_token(
-            "edge",
-            GATEWAY_ID,
-            &[],
-            "g3",
-            NOW,
-            NOW + 600_000,
-            record("t", "edge"),
-        )
+        .create_gateway_token(&token(&[], "g3", NOW + 600_000), record("t", "edge"))
         .await
         .unwrap();
 

@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use sigil_client::{Identity, SigilClient};
 use sigil_proto::{
-    AddOwnerRequest, AgentDetail, AgentList, AgentView, CreateTokenRequest, FindingList,
-    GrantRequest, OwnerList, OwnerView, RegisterAgentRequest, StatusChangeRequest,
-    StatusChangeResponse, TokenResponse,
+    AddOwnerRequest, AgentDetail, AgentList, AgentView, CreateGatewayTokenRequest,
+    CreateTokenRequest, FindingList, GatewayTokenResponse, GrantRequest, OwnerList, OwnerView,
+    RegisterAgentRequest, StatusChangeRequest, StatusChangeResponse, TokenResponse,
 };
 use sigil_server::layout::DataDir;
 
@@ -199,8 +199,23 @@ async fn status_change(client: &SigilClient, action: &str, args: StatusArgs) -> 
 }
 
 pub async fn token(global: &GlobalArgs, command: TokenCommand) -> anyhow::Result<()> {
-    let TokenCommand::Create { agent, ttl, json } = command;
+    let TokenCommand::Create {
+        agent,
+        gateway,
+        sans,
+        ttl,
+        json,
+    } = command;
     let client = client(global).await?;
+    if let Some(gateway) = gateway {
+        return gateway_token(&client, gateway, sans, ttl, json).await;
+    }
+    let Some(agent) = agent else {
+        bail!("missing agent name: give `sigil token create AGENT` or `--gateway NAME`");
+    };
+    if !sans.is_empty() {
+        bail!("--san applies to gateway tokens only: add `--gateway NAME`, or drop --san");
+    }
     let token: TokenResponse = post(
         &client,
         "/v1/admin/tokens",
@@ -213,6 +228,36 @@ pub async fn token(global: &GlobalArgs, command: TokenCommand) -> anyhow::Result
         eprintln!(
             "join token for agent {}, single use, expires at {}:",
             token.agent, token.expires_at
+        );
+        crate::output::line(&token.token)?;
+    }
+    Ok(())
+}
+
+async fn gateway_token(
+    client: &SigilClient,
+    gateway: String,
+    sans: Vec<String>,
+    ttl: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let token: GatewayTokenResponse = post(
+        client,
+        "/v1/admin/tokens",
+        &CreateGatewayTokenRequest { gateway, sans, ttl },
+    )
+    .await?;
+    if json {
+        crate::output::line(serde_json::to_string_pretty(&token)?)?;
+    } else {
+        let mut names = vec!["localhost", "127.0.0.1", "::1"];
+        names.extend(token.sans.iter().map(String::as_str));
+        eprintln!(
+            "join token for gateway {} ({}, certificate names {}), single use, expires at {}:",
+            token.gateway,
+            token.spiffe_id,
+            names.join(", "),
+            token.expires_at
         );
         crate::output::line(&token.token)?;
     }

@@ -27,7 +27,7 @@ pub async fn refresh_if_stale(data_dir: &DataDir, cert_path: &Path) -> anyhow::R
 
     let config = data_dir.read_config()?;
     let trust_domain = sigil_core::TrustDomain::new(&config.trust_domain)?;
-    let authority = Authority::load(data_dir)?;
+    let authority = Authority::load(data_dir, now)?;
     let store = Store::open(&data_dir.database()).await?;
     let id = sigil_server::init::issue_admin_identity(
         data_dir,

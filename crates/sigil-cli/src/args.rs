@@ -158,6 +158,10 @@ pub struct ServeArgs {
     /// How often to check whether the signing CA is due for rotation.
     #[arg(long, default_value = "60s", value_parser = parse_duration, hide = true)]
     pub rotation_check_interval: std::time::Duration,
+
+    /// How often an idle `/v1/revocations` stream sends a heartbeat event.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, hide = true)]
+    pub revocation_heartbeat: std::time::Duration,
 }
 
 #[derive(Subcommand)]
@@ -256,9 +260,20 @@ pub struct StatusArgs {
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
-    /// Create a single-use join token; prints the token alone on stdout.
+    /// Create a single-use join token for an agent, or with --gateway for a gateway (registered
+    /// on first use); prints the token alone on stdout.
+    #[command(group(clap::ArgGroup::new("token_for").required(true).args(["agent", "gateway"])))]
     Create {
-        agent: String,
+        /// The agent the token is for.
+        agent: Option<String>,
+        /// Create the token for this gateway instead; its SPIFFE ID is
+        /// spiffe://<trust-domain>/gateway/<NAME>.
+        #[arg(long, value_name = "NAME", conflicts_with = "agent")]
+        gateway: Option<String>,
+        /// Extra DNS name or IP address for the gateway's certificates, beside localhost,
+        /// 127.0.0.1 and ::1; repeatable, and recorded when the gateway is first registered.
+        #[arg(long = "san", value_name = "DNS_OR_IP", requires = "gateway")]
+        sans: Vec<String>,
         /// Lifetime of the token (default 10m).
         #[arg(long)]
         ttl: Option<String>,

@@ -54,6 +54,9 @@ pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
             MIN_SIGNING_CA_LIFETIME.as_secs()
         );
     }
+    if args.revocation_heartbeat.is_zero() {
+        bail!("invalid --revocation-heartbeat: it must be longer than zero");
+    }
     let governance = governance_options(&args)?;
     initialise_if_missing(data_dir).await?;
     let config = data_dir
@@ -67,6 +70,7 @@ pub async fn serve(data_dir: &DataDir, args: ServeArgs) -> anyhow::Result<()> {
     let mut options = ServeOptions::new(data_dir.clone());
     options.signing_ca_lifetime = args.signing_ca_lifetime;
     options.rotation_check_interval = args.rotation_check_interval;
+    options.revocation_heartbeat = args.revocation_heartbeat;
     options.database_url = args.database_url;
     options.issuer = args.issuer;
     options.unused_entitlement_period = args.unused_entitlement_period;

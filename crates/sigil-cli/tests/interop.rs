@@ -17,7 +17,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    Authority, TRUST_DOMAIN, openssl, openssl_csr, openssl_ok, openssl_serial, split_chain,
+    Authority, TRUST_DOMAIN, openssl, openssl_csr, openssl_ok, openssl_serial, pem_blocks,
+    split_chain,
 };
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -597,33 +598,32 @@ fn crl_lists_decommissioned_serials() {
     );
 }
 
+/// Fetches `/v1/crl.pem` (the root's CRL, then one per live signing CA) into `<dir>/crl.pem`.
+fn fetch_crl_pem(authority: &Authority, dir: &Path) -> String {
+    let fetched = authority.curl(&[
+        "-sf",
+        "-o",
+        &dir.join("crl.pem").display().to_string(),
+        &format!("{}/v1/crl.pem", authority.url),
+    ]);
+    assert!(
+        fetched.status.success(),
+        "curl could not fetch /v1/crl.pem: {}",
+        combined_output(&fetched)
+    );
+    std::fs::read_to_string(dir.join("crl.pem")).unwrap()
+}
+
 /// nginx (`ssl_crl`), Apache (`SSLCARevocationCheck chain`) and curl (`--crlfile`) check CRLs
 /// for every certificate in the chain, as `openssl verify -crl_check_all` does.
 #[test]
-#[ignore = "product bug: /v1/crl has no root-signed CRL for the signing CA, so chain-wide CRL checks reject every SVID"]
 fn crl_check_all_accepts_live_svid() {
     let authority = Authority::start();
     let dir = authority.dir.path();
     let out = authority.enrolled_agent(OWNER, "crm-bot");
     let chain = std::fs::read_to_string(out.join("svid.pem")).unwrap();
     let (leaf, signing) = split_chain(&chain, dir, "svid");
-
-    let crl = dir.join("crl.der");
-    let fetched = authority.curl(&[
-        "-sf",
-        "-o",
-        &crl.display().to_string(),
-        &format!("{}/v1/crl", authority.url),
-    ]);
-    assert!(
-        fetched.status.success(),
-        "curl could not fetch /v1/crl: {}",
-        combined_output(&fetched)
-    );
-    openssl_ok(
-        dir,
-        &["crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem"],
-    );
+    fetch_crl_pem(&authority, dir);
 
     let checked = openssl(
         dir,
@@ -661,7 +661,6 @@ fn crl_check_all_accepts_live_svid() {
 /// After a rotation, SVIDs issued by the previous signing CA stay valid until they expire, so a
 /// relying party that checks CRLs needs one from that CA too.
 #[test]
-#[ignore = "product bug: after a signing CA rotation /v1/crl is signed by the new CA only, so CRL checks reject live SVIDs of the previous one"]
 fn crl_check_accepts_svid_of_previous_signing_ca() {
     let authority = Authority::start_with(&[
         "--signing-ca-lifetime",
@@ -684,27 +683,21 @@ fn crl_check_accepts_svid_of_previous_signing_ca() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
-    let crl = dir.join("crl.der");
-    let fetched = authority.curl(&[
-        "-sf",
-        "-o",
-        &crl.display().to_string(),
-        &format!("{}/v1/crl", authority.url),
-    ]);
-    assert!(
-        fetched.status.success(),
-        "curl could not fetch /v1/crl: {}",
-        combined_output(&fetched)
-    );
-    openssl_ok(
-        dir,
-        &["crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem"],
-    );
+    // The CRLs are rebuilt right after the new signing CA is saved; wait for the one from
+    // the new CA to appear beside the previous CA's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pem_blocks(&fetch_crl_pem(&authority, dir)).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/v1/crl.pem has no CRL of the previous signing CA"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let checked = openssl(
         dir,
         &[
             "verify",
-            "-crl_check",
+            "-crl_check_all",
             "-CRLfile",
             "crl.pem",
             "-CAfile",
@@ -718,6 +711,95 @@ fn crl_check_accepts_svid_of_previous_signing_ca() {
         checked.status.success(),
         "a CRL check rejected a live SVID of the previous signing CA: {}",
         combined_output(&checked)
+    );
+}
+
+/// The CRLs of `/v1/crl.pem` are signed by the root and by the signing CA, and a chain-wide
+/// check with them accepts an active agent's SVID and rejects a decommissioned agent's.
+#[test]
+fn crl_pem_revokes_decommissioned_chain() {
+    let authority = Authority::start();
+    let dir = authority.dir.path();
+    let retired = authority.enrolled_agent(OWNER, "old-bot");
+    let active = authority.enrolled_agent(OWNER, "crm-bot");
+    let retired_serial = openssl_serial(&retired.join("svid.pem"));
+    let (retired_leaf, signing) = split_chain(
+        &std::fs::read_to_string(retired.join("svid.pem")).unwrap(),
+        dir,
+        "retired",
+    );
+    let (active_leaf, _) = split_chain(
+        &std::fs::read_to_string(active.join("svid.pem")).unwrap(),
+        dir,
+        "active",
+    );
+    authority.sigil_ok(&["agent", "decommission", "old-bot"]);
+
+    let crls = pem_blocks(&fetch_crl_pem(&authority, dir));
+    assert_eq!(
+        crls.len(),
+        2,
+        "the root's CRL and the signing CA's: {crls:?}"
+    );
+    let bundle = authority.bundle().display().to_string();
+    let signing_arg = signing.display().to_string();
+    for (index, (crl, issuer, listed)) in [
+        (&crls[0], &bundle, Vec::<String>::new()),
+        (&crls[1], &signing_arg, vec![retired_serial.clone()]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = format!("crl-{index}.pem");
+        std::fs::write(dir.join(&file), crl).unwrap();
+        let verified = openssl_ok(
+            dir,
+            &["crl", "-in", &file, "-noout", "-verify", "-CAfile", issuer],
+        );
+        assert!(verified.contains("verify OK"), "CRL {index}: {verified}");
+        let text = openssl_ok(dir, &["crl", "-in", &file, "-noout", "-text"]);
+        let serials: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("Serial Number: "))
+            .map(str::to_ascii_lowercase)
+            .collect();
+        assert_eq!(
+            serials, listed,
+            "CRL {index} lists the wrong serials:\n{text}"
+        );
+    }
+
+    let check = |leaf: &Path| {
+        openssl(
+            dir,
+            &[
+                "verify",
+                "-crl_check_all",
+                "-CRLfile",
+                "crl.pem",
+                "-CAfile",
+                &bundle,
+                "-untrusted",
+                &signing_arg,
+                &leaf.display().to_string(),
+            ],
+        )
+    };
+    let accepted = check(&active_leaf);
+    assert!(
+        accepted.status.success(),
+        "a chain-wide CRL check rejected the active agent: {}",
+        combined_output(&accepted)
+    );
+    let rejected = check(&retired_leaf);
+    assert!(
+        !rejected.status.success(),
+        "a chain-wide CRL check accepted the decommissioned agent"
+    );
+    assert!(
+        combined_output(&rejected).contains("certificate revoked"),
+        "openssl must reject it as revoked: {}",
+        combined_output(&rejected)
     );
 }
 

@@ -16,19 +16,24 @@ pub const ROOT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Default lifetime of a signing CA; it is replaced at half-life.
 pub const SIGNING_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
-/// The root CA and the current signing CA.
+/// The root CA, the current signing CA and the signing CAs it replaced.
 #[derive(Debug)]
 pub struct Authority {
     pub root: CaCertificate,
     pub signing: CaCertificate,
+    /// Signing CAs replaced by rotation that had not expired when this authority was loaded or
+    /// rotated. Certificates they issued stay valid until they expire, so each of them keeps
+    /// signing a CRL.
+    pub previous: Vec<CaCertificate>,
 }
 
 impl Authority {
-    /// Loads the root and signing CAs from the data directory.
-    pub fn load(data_dir: &DataDir) -> Result<Self, ServerError> {
+    /// Loads the root, the signing CA and the previous signing CAs from the data directory.
+    pub fn load(data_dir: &DataDir, now: OffsetDateTime) -> Result<Self, ServerError> {
         Ok(Self {
             root: load_ca(data_dir, &data_dir.root_cert(), &data_dir.root_key())?,
             signing: load_ca(data_dir, &data_dir.signing_cert(), &data_dir.signing_key())?,
+            previous: load_previous(data_dir, now)?,
         })
     }
 
@@ -47,7 +52,8 @@ impl Authority {
 
     /// Returns a new authority with a fresh signing CA, saved to the data directory.
     ///
-    /// The root is unchanged, so the trust bundle stays the same.
+    /// The root is unchanged, so the trust bundle stays the same. The replaced signing CA is
+    /// kept in `ca/previous/` until it expires, and previous CAs that have expired are deleted.
     pub fn rotate(
         &self,
         data_dir: &DataDir,
@@ -57,11 +63,68 @@ impl Authority {
     ) -> Result<Self, ServerError> {
         let signing =
             CaCertificate::create_intermediate(&self.root, trust_domain, now, to_time(lifetime))?;
+
+        // The replaced CA is saved before the new one overwrites `ca/signing.*`, so a crash in
+        // between never loses the key that signs CRLs for its live certificates.
+        let mut previous = Vec::with_capacity(self.previous.len() + 1);
+        for ca in std::iter::once(&self.signing).chain(&self.previous) {
+            let (cert_path, key_path) = data_dir.previous_signing(ca.serial_hex());
+            if ca.not_after() <= now {
+                remove_if_present(&cert_path)?;
+                remove_if_present(&key_path)?;
+                continue;
+            }
+            save_ca(ca, &cert_path, &key_path)?;
+            previous.push(CaCertificate::from_pem(ca.cert_pem(), &ca.key_pem())?);
+        }
         save_ca(&signing, &data_dir.signing_cert(), &data_dir.signing_key())?;
+
         Ok(Self {
             root: CaCertificate::from_pem(self.root.cert_pem(), &self.root.key_pem())?,
             signing,
+            previous,
         })
+    }
+
+    /// Returns the signing CAs whose certificates may still be valid at `now`: the current one
+    /// first, then the previous ones that have not expired.
+    pub fn live_signing_cas(&self, now: OffsetDateTime) -> impl Iterator<Item = &CaCertificate> {
+        std::iter::once(&self.signing)
+            .chain(self.previous.iter().filter(move |ca| ca.not_after() > now))
+    }
+}
+
+/// Loads the previous signing CAs from `ca/previous/`, skipping expired ones.
+fn load_previous(
+    data_dir: &DataDir,
+    now: OffsetDateTime,
+) -> Result<Vec<CaCertificate>, ServerError> {
+    let dir = data_dir.previous_signing_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(ServerError::io(&dir, err)),
+    };
+    let mut previous = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|err| ServerError::io(&dir, err))?.path();
+        if path.extension().is_none_or(|ext| ext != "pem") {
+            continue;
+        }
+        let ca = load_ca(data_dir, &path, &path.with_extension("key"))?;
+        if ca.not_after() > now {
+            previous.push(ca);
+        }
+    }
+    previous.sort_by_key(|ca| std::cmp::Reverse(ca.not_after()));
+    Ok(previous)
+}
+
+fn remove_if_present(path: &std::path::Path) -> Result<(), ServerError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(ServerError::io(path, err)),
     }
 }
 

@@ -212,6 +212,97 @@ impl FromRequestParts<AppState> for DecisionCaller {
     }
 }
 
+/// A caller of the enforcement routes (`/v1/revocations`, `/v1/gateway/state`): an admin or a
+/// gateway.
+pub(crate) struct EnforcementCaller {
+    pub spiffe_id: String,
+}
+
+impl FromRequestParts<AppState> for EnforcementCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let svid = caller_svid(parts, state)?;
+        match Principal::from_id(&svid.spiffe_id, &state.trust_domain) {
+            Some(Principal::Admin(_) | Principal::Gateway(_)) => {}
+            _ => {
+                return Err(ApiError::forbidden(
+                    "gateway_or_admin_required",
+                    format!(
+                        "`{}` may not read revocations or gateway state; only admins and \
+                         gateways (spiffe://{}/gateway/<name>) may",
+                        svid.spiffe_id, state.trust_domain
+                    ),
+                ));
+            }
+        }
+        check_issued_and_live(state, parts, &svid).await?;
+        Ok(Self {
+            spiffe_id: svid.spiffe_id.to_string(),
+        })
+    }
+}
+
+/// A gateway caller, `spiffe://<td>/gateway/<name>`, presenting a certificate this authority
+/// issued and has not revoked.
+pub(crate) struct GatewayCaller {
+    pub spiffe_id: String,
+}
+
+impl FromRequestParts<AppState> for GatewayCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let svid = caller_svid(parts, state)?;
+        let Some(Principal::Gateway(_)) = Principal::from_id(&svid.spiffe_id, &state.trust_domain)
+        else {
+            return Err(ApiError::forbidden(
+                "gateway_required",
+                format!(
+                    "`{}` is not a gateway identity; this route needs spiffe://{}/gateway/<name>",
+                    svid.spiffe_id, state.trust_domain
+                ),
+            ));
+        };
+        check_issued_and_live(state, parts, &svid).await?;
+        Ok(Self {
+            spiffe_id: svid.spiffe_id.to_string(),
+        })
+    }
+}
+
+/// A caller that renews its own SVID: an agent or a gateway.
+pub(crate) enum WorkloadCaller {
+    Agent(AgentCaller),
+    Gateway { name: AgentName, svid: LeafSvid },
+}
+
+impl FromRequestParts<AppState> for WorkloadCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let svid = caller_svid(parts, state)?;
+        match Principal::from_id(&svid.spiffe_id, &state.trust_domain) {
+            Some(Principal::Gateway(name)) => {
+                check_issued_and_live(state, parts, &svid).await?;
+                Ok(Self::Gateway { name, svid })
+            }
+            _ => Ok(Self::Agent(
+                AgentCaller::from_request_parts(parts, state).await?,
+            )),
+        }
+    }
+}
+
 /// An agent caller, `spiffe://<td>/agent/<name>`, presenting a certificate this authority issued
 /// and has not revoked.
 pub(crate) struct AgentCaller {

@@ -63,7 +63,11 @@ pub async fn initialize(
         serde_json::to_vec_pretty(&config).map_err(|err| ServerError::Config(err.to_string()))?;
     write_atomic(&data_dir.config(), &config_json, false)?;
 
-    let authority = Authority { root, signing };
+    let authority = Authority {
+        root,
+        signing,
+        previous: Vec::new(),
+    };
     let (chain, key) = issue_serving_certificate(&authority, &trust_domain, extra_sans, now)?;
     write_atomic(&data_dir.server_key(), key.as_bytes(), true)?;
     write_atomic(&data_dir.server_cert(), chain.as_bytes(), false)?;

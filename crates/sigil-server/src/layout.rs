@@ -7,6 +7,7 @@
 //!   sigil.db             SQLite registry and audit log
 //!   ca/root.pem|key      root CA (1 year)
 //!   ca/signing.pem|key   current signing CA (7 days, rotated at half-life)
+//!   ca/previous/         replaced signing CAs, <serial>.pem|key, kept until they expire
 //!   server/tls.pem|key   the authority's serving certificate
 //!   admin/svid.pem|key   the first admin identity, spiffe://<td>/admin/root
 //!   jwt/keys.json        JWT-SVID signing keys, current and retired (mode 0600)
@@ -57,6 +58,18 @@ impl DataDir {
     }
     pub fn signing_key(&self) -> PathBuf {
         self.root.join("ca/signing.key")
+    }
+    /// Directory of the signing CAs replaced by rotation that have not expired yet.
+    pub fn previous_signing_dir(&self) -> PathBuf {
+        self.root.join("ca/previous")
+    }
+    /// Certificate and key paths of a previous signing CA, named by its serial in hex.
+    pub fn previous_signing(&self, serial_hex: &str) -> (PathBuf, PathBuf) {
+        let dir = self.previous_signing_dir();
+        (
+            dir.join(format!("{serial_hex}.pem")),
+            dir.join(format!("{serial_hex}.key")),
+        )
     }
     pub fn server_cert(&self) -> PathBuf {
         self.root.join("server/tls.pem")

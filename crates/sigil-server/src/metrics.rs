@@ -5,6 +5,7 @@
 //! - `sigil_jwt_svid_issuances_total`: JWT-SVIDs minted.
 //! - `sigil_authorize_decisions_total{decision}`: decisions of `/v1/authorize`.
 //! - `sigil_denials_total{reason}`: rejected requests, by error code.
+//! - `sigil_gateway_denials_total{reason}`: requests that gateways denied and reported.
 //! - `sigil_http_request_duration_seconds{method, route, status}`: request latency histogram.
 
 use std::sync::OnceLock;
@@ -73,6 +74,10 @@ pub(crate) fn jwt_issued() {
 
 pub(crate) fn denial(reason: &'static str) {
     metrics::counter!("sigil_denials_total", "reason" => reason).increment(1);
+}
+
+pub(crate) fn gateway_denial(reason: &'static str) {
+    metrics::counter!("sigil_gateway_denials_total", "reason" => reason).increment(1);
 }
 
 pub(crate) fn request(method: String, route: String, status: u16, seconds: f64) {

@@ -47,6 +47,16 @@ const CRL_REFRESH: Duration = Duration::from_secs(15 * 60);
 /// How often entitlement use recorded by decisions is written to the registry.
 const USAGE_FLUSH: Duration = Duration::from_secs(5);
 
+/// How often an idle revocation stream sends a heartbeat, by default.
+pub const REVOCATION_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long revocation events are kept for clients that resume a stream. A client that resumes
+/// from an older event is told to resync from `/v1/gateway/state`.
+const REVOCATION_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How often old revocation events are deleted.
+const REVOCATION_PRUNE: Duration = Duration::from_secs(60 * 60);
+
 /// Default period after which an unused granted entitlement is reported.
 pub const UNUSED_ENTITLEMENT_PERIOD: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
@@ -64,6 +74,8 @@ pub struct ServeOptions {
     pub issuer: Option<String>,
     /// Database URL; `None` means the SQLite file in the data directory.
     pub database_url: Option<String>,
+    /// How often an idle revocation stream sends a heartbeat.
+    pub revocation_heartbeat: Duration,
     /// Governance scan settings and the webhook.
     pub governance: crate::governance::GovernanceOptions,
     /// Time source; tests advance it.
@@ -79,6 +91,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("rotation_check_interval", &self.rotation_check_interval)
             .field("issuer", &self.issuer)
             .field("governance", &self.governance)
+            .field("revocation_heartbeat", &self.revocation_heartbeat)
             .field(
                 "database_url",
                 &self.database_url.as_ref().map(|_| "<redacted>"),
@@ -97,6 +110,7 @@ impl ServeOptions {
             unused_entitlement_period: UNUSED_ENTITLEMENT_PERIOD,
             issuer: None,
             database_url: None,
+            revocation_heartbeat: REVOCATION_HEARTBEAT,
             governance: crate::governance::GovernanceOptions::default(),
             clock: Clock::default(),
         }
@@ -117,7 +131,7 @@ pub async fn serve(
         .map_err(|err| ServerError::Config(format!("config.json: {err}")))?;
     let now = options.clock.now();
 
-    let mut authority = Authority::load(&data_dir)?;
+    let mut authority = Authority::load(&data_dir, now)?;
     let store = match &options.database_url {
         Some(url) => Store::open_url(url).await?,
         None => Store::open(&data_dir.database()).await?,
@@ -144,6 +158,9 @@ pub async fn serve(
 
     let jwt_keys = crate::jwt_keys::load_or_create(&data_dir, now)?;
     let policy = Arc::new(crate::policy::PolicyService::load(&store).await?);
+    let revocations =
+        crate::revocations::RevocationHub::new(store.revocation_window().await?.latest);
+    let revocation_task = tokio::spawn(revocations.clone().run(store.clone()));
     let (audit_queue, audit_writer) = crate::audit_queue::AuditQueue::new(store.clone());
     let (stop_audit, audit_stopped) = tokio::sync::watch::channel(false);
     let audit_task = tokio::spawn(audit_writer.run(audit_stopped));
@@ -171,6 +188,8 @@ pub async fn serve(
         governance: crate::governance::Governance::new(settings),
         audit_queue,
         revocation_epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        revocations: revocations.clone(),
+        revocation_heartbeat: options.revocation_heartbeat,
     };
     let app = router(state.clone());
     let scanner = tokio::spawn(crate::governance::scan_periodically(
@@ -191,6 +210,13 @@ pub async fn serve(
     write_atomic(&data_dir.listen_file(), local.to_string().as_bytes(), false)?;
     tracing::info!(listen = %local, trust_domain = %trust_domain, "authority started");
 
+    // Open revocation streams never end by themselves, so they are closed as soon as shutdown
+    // begins; otherwise they would hold the connection drain until its timeout.
+    let hub = revocations.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.close();
+    };
     accept_loop(
         listener,
         TlsAcceptor::from(tls),
@@ -203,6 +229,7 @@ pub async fn serve(
     background.abort();
     scanner.abort();
     webhook.abort();
+    revocation_task.abort();
     let _ = stop_audit.send(true);
     if let Err(err) = audit_task.await {
         tracing::error!(error = %err, "audit writer task failed");
@@ -339,8 +366,19 @@ async fn run_background_tasks(
     let mut crl_refresh = tokio::time::interval(CRL_REFRESH);
     let mut jwt_rotation = tokio::time::interval(options.rotation_check_interval);
     let mut usage_flush = tokio::time::interval(USAGE_FLUSH);
+    let mut revocation_prune = tokio::time::interval(REVOCATION_PRUNE);
     loop {
         tokio::select! {
+            _ = revocation_prune.tick() => {
+                let before_ms = state.clock.now_ms().saturating_sub(
+                    i64::try_from(REVOCATION_RETENTION.as_millis()).unwrap_or(i64::MAX),
+                );
+                match state.store.prune_revocation_events(before_ms).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "old revocation events deleted"),
+                    Err(err) => tracing::error!(error = %err, "failed to delete old revocation events; will retry"),
+                }
+            }
             _ = rotation.tick() => {
                 if let Err(err) = rotate_if_due(&state, &options, &serving, &extra_sans).await {
                     tracing::error!(error = %err, "signing CA rotation failed; will retry");

@@ -32,6 +32,10 @@ pub(crate) struct AppState {
     pub revocation_epoch: Arc<std::sync::atomic::AtomicU64>,
     /// Governance settings, the scan lock and the webhook wake-up.
     pub governance: crate::governance::Governance,
+    /// Publishes revocation events to the open `/v1/revocations` streams.
+    pub revocations: Arc<crate::revocations::RevocationHub>,
+    /// How often an idle revocation stream sends a heartbeat.
+    pub revocation_heartbeat: std::time::Duration,
 }
 
 impl AppState {

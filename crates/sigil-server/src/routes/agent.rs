@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::tokens::{TOKEN_LEN, TOKEN_PREFIX, token_hash, token_id};
 use crate::clock::{rfc3339, rfc3339_ms, unix_ms};
 use crate::error::ApiError;
-use crate::extract::{AgentCaller, ApiJson};
+use crate::extract::{AgentCaller, ApiJson, WorkloadCaller};
 use crate::metrics;
 use crate::state::AppState;
 
@@ -28,7 +28,9 @@ pub(super) async fn attest(
     let hash = checked_token_hash(&request.join_token)?;
     let agent_name = match state.store.join_token_state(&hash, now_ms).await? {
         TokenState::Valid { agent } => agent,
-        TokenState::Unknown => return Err(invalid_token("the join token is unknown")),
+        TokenState::Unknown => {
+            return super::gateway_svid::attest(&state, &hash, &request.csr, now).await;
+        }
         TokenState::Used => return Err(invalid_token("the join token was already used")),
         TokenState::Expired => return Err(invalid_token("the join token has expired")),
     };
@@ -94,11 +96,25 @@ pub(super) async fn attest(
     )))
 }
 
-/// `POST /v1/agent/renew`: issues the successor of the presented SVID for a fresh key.
+/// `POST /v1/agent/renew`: issues the successor of the presented SVID (an agent's or a
+/// gateway's) for a fresh key.
 pub(super) async fn renew(
     State(state): State<AppState>,
-    caller: AgentCaller,
+    caller: WorkloadCaller,
     ApiJson(request): ApiJson<RenewRequest>,
+) -> Result<Json<SvidResponse>, ApiError> {
+    match caller {
+        WorkloadCaller::Agent(caller) => renew_agent(state, caller, request).await,
+        WorkloadCaller::Gateway { name, svid } => {
+            super::gateway_svid::renew(&state, &name, &svid, &request.csr).await
+        }
+    }
+}
+
+async fn renew_agent(
+    state: AppState,
+    caller: AgentCaller,
+    request: RenewRequest,
 ) -> Result<Json<SvidResponse>, ApiError> {
     let now = state.clock.now();
     let now_ms = unix_ms(now);
@@ -210,7 +226,7 @@ fn checked_token_hash(token: &str) -> Result<String, ApiError> {
     Ok(token_hash(token))
 }
 
-fn invalid_token(message: &str) -> ApiError {
+pub(super) fn invalid_token(message: &str) -> ApiError {
     ApiError::unauthorized(
         "invalid_join_token",
         format!("{message}; create a new one with `sigil token create AGENT`"),
@@ -229,7 +245,7 @@ pub(super) fn parse_csr(pem: &str) -> Result<CsrPublicKey, ApiError> {
     check_csr(pem.as_bytes()).map_err(|err| ApiError::bad_request("invalid_csr", err.to_string()))
 }
 
-fn parse_stored_id(id: &str) -> Result<SpiffeId, ApiError> {
+pub(super) fn parse_stored_id(id: &str) -> Result<SpiffeId, ApiError> {
     SpiffeId::parse(id).map_err(|err| {
         tracing::error!(error = %err, "stored SPIFFE ID is invalid");
         ApiError::internal()

@@ -3,10 +3,13 @@
 pub(crate) mod admin;
 mod agent;
 mod convert;
+mod gateway;
+mod gateway_svid;
 mod governance;
 mod jwt;
 mod policy;
 mod public;
+mod revocations;
 mod tokens;
 
 use axum::Router;
@@ -31,6 +34,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(public::metrics))
         .route("/v1/bundle", get(public::bundle))
         .route("/v1/crl", get(public::crl))
+        .route("/v1/crl.pem", get(public::crl_pem))
+        .route("/v1/revocations", get(revocations::stream))
+        .route("/v1/gateway/state", get(gateway::gateway_state))
+        .route(
+            "/v1/gateway/denials",
+            post(gateway::report_denials).layer(DefaultBodyLimit::max(gateway::DENIALS_BODY_LIMIT)),
+        )
         .route("/v1/agent/attest", post(agent::attest))
         .route("/v1/agent/renew", post(agent::renew))
         .route("/v1/agent/jwt", post(jwt::mint_jwt))

@@ -35,3 +35,12 @@ pub(super) async fn crl(State(state): State<AppState>) -> impl IntoResponse {
         state.crl.current().as_ref().clone(),
     )
 }
+
+/// `GET /v1/crl.pem`: the root's CRL and the CRL of every signing CA whose certificates may
+/// still be valid, as concatenated PEM blocks.
+pub(super) async fn crl_pem(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        state.crl.pem_bundle().as_ref().clone(),
+    )
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -12,7 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sigil_core::lifetime::parse_duration;
 use sigil_core::{AgentName, AuditRecord};
-use sigil_proto::{CreateTokenRequest, TokenResponse};
+use sigil_proto::{CreateGatewayTokenRequest, CreateTokenRequest, TokenResponse};
 
 use crate::clock::rfc3339;
 use crate::error::ApiError;
@@ -30,7 +31,7 @@ const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Generates a token from 256 bits of `rand`'s thread-local CSPRNG (ChaCha12, seeded by the
 /// operating system).
-fn generate_token() -> String {
+pub(super) fn generate_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
@@ -46,15 +47,43 @@ pub(crate) fn token_id(hash: &str) -> &str {
     &hash[..12.min(hash.len())]
 }
 
-/// `POST /v1/admin/tokens`: creates a single-use join token for an agent.
+/// `POST /v1/admin/tokens`: creates a single-use join token for an agent (`{agent, ttl?}`) or
+/// for a gateway (`{gateway, sans?, ttl?}`).
 pub(super) async fn create_token(
     State(state): State<AppState>,
     caller: AdminCaller,
-    ApiJson(request): ApiJson<CreateTokenRequest>,
-) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
-    let name = AgentName::new(&request.agent)
-        .map_err(|err| ApiError::bad_request("invalid_name", err.to_string()))?;
-    let ttl = match request.ttl.as_deref() {
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let for_gateway = body
+        .as_object()
+        .is_some_and(|object| object.contains_key("gateway"));
+    if for_gateway {
+        let request: CreateGatewayTokenRequest = parse_body(body)?;
+        let response = super::gateway::create_gateway_token(&state, &caller, request).await?;
+        return Ok(response.into_response());
+    }
+    let request: CreateTokenRequest = parse_body(body)?;
+    Ok(create_agent_token(&state, &caller, request)
+        .await?
+        .into_response())
+}
+
+/// Deserialises a body already parsed as JSON, with the same error as a malformed field.
+fn parse_body<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|err| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "the request body has invalid fields: {}",
+                err.to_string().chars().take(300).collect::<String>()
+            ),
+        )
+    })
+}
+
+/// Parses a join token lifetime (default 10 minutes, 1 second to 24 hours).
+pub(super) fn token_ttl(text: Option<&str>) -> Result<Duration, ApiError> {
+    let ttl = match text {
         None => DEFAULT_TTL,
         Some(text) => parse_duration(text)
             .map_err(|err| ApiError::bad_request("invalid_ttl", err.to_string()))?,
@@ -68,6 +97,17 @@ pub(super) async fn create_token(
             ),
         ));
     }
+    Ok(ttl)
+}
+
+async fn create_agent_token(
+    state: &AppState,
+    caller: &AdminCaller,
+    request: CreateTokenRequest,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    let name = AgentName::new(&request.agent)
+        .map_err(|err| ApiError::bad_request("invalid_name", err.to_string()))?;
+    let ttl = token_ttl(request.ttl.as_deref())?;
 
     let now = state.clock.now();
     let expires_at = now + crate::authority::to_time(ttl);

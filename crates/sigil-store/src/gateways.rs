@@ -37,7 +37,7 @@ pub struct NewGatewayToken<'a> {
     pub expires_at_ms: i64,
 }
 
-/// What the registry knows about a presented gateway join token.
+/// The registry's record of a presented gateway join token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayTokenState {
     /// Unused and unexpired, for this gateway.

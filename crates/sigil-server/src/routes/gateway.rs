@@ -22,17 +22,17 @@ use crate::error::ApiError;
 use crate::extract::{AdminCaller, ApiJson, EnforcementCaller, GatewayCaller};
 use crate::state::AppState;
 
-/// Most extra SANs a gateway may have.
+/// Maximum number of extra SANs a gateway may have.
 const MAX_SANS: usize = 32;
 
-/// Most denials in one `POST /v1/gateway/denials`.
+/// Maximum number of denials in one `POST /v1/gateway/denials`.
 pub(crate) const MAX_DENIALS: usize = 1000;
 
 /// Body limit of `POST /v1/gateway/denials`, enough for [`MAX_DENIALS`] denials of ordinary
 /// size.
 pub(crate) const DENIALS_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Longest path, principal, action or resource accepted in a denial, in bytes.
+/// Maximum length in bytes of a denial's path, principal, action or resource.
 const MAX_DENIAL_FIELD: usize = 2048;
 
 /// Reasons counted under their own label in `sigil_gateway_denials_total`; any other reason is
@@ -107,9 +107,9 @@ pub(super) async fn create_gateway_token(
     ))
 }
 
-/// Checks that every SAN is a DNS name or an IP address; returns them normalised (DNS names in
-/// lowercase, IP addresses in their canonical text), without duplicates or the loopback names
-/// every gateway certificate carries anyway.
+/// Checks that every SAN is a DNS name or an IP address, and returns them normalised: DNS names
+/// in lowercase, IP addresses in their canonical text. Duplicates and the loopback names, which
+/// every gateway certificate carries anyway, are dropped.
 fn checked_sans(sans: &[String]) -> Result<Vec<String>, ApiError> {
     if sans.len() > MAX_SANS {
         return Err(ApiError::bad_request(
@@ -262,6 +262,7 @@ fn check_denial(denial: &GatewayDenial, now_ms: i64) -> Result<(), String> {
             denial.at_ms
         ));
     }
+
     if let Some(principal) = &denial.principal {
         check_text("principal", principal)?;
         SpiffeId::parse(principal)
@@ -276,15 +277,18 @@ fn check_denial(denial: &GatewayDenial, now_ms: i64) -> Result<(), String> {
     {
         return Err("`method` is not an HTTP method".into());
     }
+
     check_text("path", &denial.path)?;
     if !denial.path.starts_with('/') {
         return Err("`path` must start with `/`".into());
     }
+
     for (field, value) in [("action", &denial.action), ("resource", &denial.resource)] {
         if let Some(value) = value {
             check_text(field, value)?;
         }
     }
+
     if denial.reason.is_empty()
         || denial.reason.len() > 64
         || !denial
@@ -294,6 +298,7 @@ fn check_denial(denial: &GatewayDenial, now_ms: i64) -> Result<(), String> {
     {
         return Err("`reason` must be 1 to 64 lowercase letters, digits or `-`".into());
     }
+
     if !(400..=599).contains(&denial.status) {
         return Err(format!(
             "`status` {} is not an HTTP error status (400 to 599)",
@@ -313,8 +318,8 @@ fn check_text(field: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The audit event of one denial. The query string is dropped from the path, because it may
-/// carry credentials.
+/// Builds the audit event of one denial. The query string is dropped from the path, because it
+/// may carry credentials.
 fn denial_record(gateway: &str, denial: &GatewayDenial, now_ms: i64) -> AuditRecord {
     let path = denial.path.split('?').next().unwrap_or_default();
     AuditRecord {

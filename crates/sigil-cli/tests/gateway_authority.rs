@@ -322,6 +322,18 @@ fn gateway_svid_names_from_registry() {
         reused.body
     );
     assert_eq!(reused.error_code(), "invalid_join_token");
+
+    for event in authority.audit_events() {
+        assert!(
+            !event.text().contains(&token),
+            "audit event {} contains the gateway token",
+            event.seq
+        );
+    }
+    assert!(
+        !authority.server_log().contains(&token),
+        "the server log contains the gateway token"
+    );
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! `sigil-governance`, and writes the reconciled findings in batches.
 //!
 //! Memory grows with the number of findings, not with the size of the fleet: agents, external
-//! credentials and entitlements are streamed one row at a time, and each agent's certificates
-//! are aggregated by SQLite over the `credentials_agent_activity` index.
+//! credentials and entitlements are streamed one row at a time, each agent's certificates are
+//! aggregated by SQLite over the `credentials_agent_activity` index, and SQLite returns only
+//! candidate rows, so most healthy rows never reach Rust.
 
 use std::collections::HashMap;
 
@@ -26,9 +27,12 @@ const WRITE_BATCH: usize = 2_000;
 /// What one scan found and changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanReport {
+    /// Agents, external credentials and entitlements in the registry.
     pub agents: u64,
     pub external_credentials: u64,
     pub entitlements: u64,
+    /// Rows SQLite selected as candidates and the rules examined.
+    pub candidates: u64,
     pub opened: u64,
     pub refreshed: u64,
     pub resolved: u64,
@@ -38,37 +42,65 @@ pub struct ScanReport {
 
 type ExistingMap = HashMap<(FindingKind, String), Existing>;
 
-const AGENT_FACTS: &str = "
-SELECT a.name, a.status, a.owner_email, a.created_at, a.updated_at,
-       CASE WHEN o.status = 'departed' THEN o.departed_at END AS departed_at,
-       c.last_activity, COALESCE(c.live, 0) AS live_svids,
-       COALESCE(x.live, 0) AS live_external, x.last_use AS last_external_use,
-       r.id AS review_id, r.due_at AS review_due
-FROM agents a
-JOIN owners o ON o.email = a.owner_email
-LEFT JOIN (
-    SELECT agent, MAX(MAX(issued_at, COALESCE(last_used_at, 0))) AS last_activity,
-           SUM(revoked_at IS NULL AND expires_at > ?1) AS live
-    FROM credentials WHERE agent IS NOT NULL GROUP BY agent
-) c ON c.agent = a.name
-LEFT JOIN (
-    SELECT agent, SUM(active) AS live, MAX(last_used_at) AS last_use
-    FROM external_credentials WHERE agent IS NOT NULL GROUP BY agent
-) x ON x.agent = a.name
-LEFT JOIN (
-    SELECT agent, id, MIN(due_at) AS due_at
-    FROM review_items WHERE status IN ('open', 'overdue') GROUP BY agent
-) r ON r.agent = a.name";
+// The queries select candidates: rows that might break a rule, a superset of what the rules in
+// `sigil-governance` flag. The rules decide. Filtering in SQLite keeps a scan of a large, mostly
+// healthy fleet from decoding every row in Rust.
 
+/// Candidate agents, with each agent's certificates, external credentials and pending review
+/// aggregated by correlated subqueries over covering indexes. Parameters: ?1 now, ?2 the
+/// inactivity cutoff, ?3 the sprawl limit, ?4 a JSON array of agents with an unresolved fork.
+const AGENT_FACTS: &str = "
+SELECT * FROM (
+    SELECT a.name, a.status, a.owner_email, a.created_at, a.updated_at,
+           CASE WHEN o.status = 'departed' THEN o.departed_at END AS departed_at,
+           (SELECT MAX(MAX(c.issued_at, COALESCE(c.last_used_at, 0)))
+            FROM credentials c WHERE c.agent = a.name) AS last_activity,
+           (SELECT COUNT(*) FROM credentials c
+            WHERE c.agent = a.name AND c.revoked_at IS NULL AND c.expires_at > ?1) AS live_svids,
+           (SELECT COUNT(*) FROM external_credentials x
+            WHERE x.agent = a.name AND x.active = 1) AS live_external,
+           (SELECT MAX(x.last_used_at) FROM external_credentials x
+            WHERE x.agent = a.name) AS last_external_use,
+           (SELECT r.id FROM review_items r
+            WHERE r.agent = a.name AND r.status IN ('open', 'overdue')
+            ORDER BY r.due_at LIMIT 1) AS review_id,
+           (SELECT MIN(r.due_at) FROM review_items r
+            WHERE r.agent = a.name AND r.status IN ('open', 'overdue')) AS review_due
+    FROM agents a JOIN owners o ON o.email = a.owner_email
+)
+WHERE (departed_at IS NOT NULL AND status != 'decommissioned')
+   OR (status IN ('registered', 'active')
+       AND COALESCE(MAX(last_activity, last_external_use), last_activity, last_external_use,
+                    created_at) <= ?2)
+   OR (status = 'decommissioned'
+       AND (live_svids > 0 OR live_external > 0 OR last_activity > updated_at
+            OR last_external_use > updated_at))
+   OR (status != 'decommissioned' AND live_external + (live_svids > 0) > ?3)
+   OR (status != 'decommissioned' AND review_due <= ?1)
+   OR name IN (SELECT value FROM json_each(?4))";
+
+/// Candidate external credentials: active, and unmapped, not rotated since the static cutoff
+/// (?1) or not used since the unused cutoff (?2).
 const EXTERNAL_FACTS: &str = "
 SELECT x.id, x.source_user, a.name AS agent, x.created_at, x.last_rotated_at, x.last_used_at
 FROM external_credentials x LEFT JOIN agents a ON a.name = x.agent
-WHERE x.active = 1";
+WHERE x.active = 1
+  AND (a.name IS NULL
+       OR COALESCE(x.last_rotated_at, x.created_at) < ?1
+       OR COALESCE(x.last_used_at, x.last_rotated_at, x.created_at) <= ?2)";
 
+/// Candidate entitlements of agents that are not decommissioned: every grant beyond the
+/// baseline (drift lists them all), and every entitlement unused since the cutoff (?1).
 const ENTITLEMENT_FACTS: &str = "
 SELECT e.agent, a.status, e.action, e.resource, e.baseline, e.granted_at, e.last_used_at
 FROM entitlements e JOIN agents a ON a.name = e.agent
+WHERE a.status != 'decommissioned'
+  AND (e.baseline = 0 OR COALESCE(e.last_used_at, e.granted_at) <= ?1)
 ORDER BY e.agent";
+
+/// Page cache of the scan's connection, in KiB (SQLite's negative `cache_size`), restored to
+/// SQLite's default of 2,000 KiB afterwards.
+const SCAN_CACHE_KIB: i64 = 64 * 1024;
 
 impl Store {
     /// Runs every governance rule at `now_ms` and reconciles the findings.
@@ -82,6 +114,9 @@ impl Store {
         let mut detections = Vec::new();
 
         let mut conn = self.pool.acquire().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{SCAN_CACHE_KIB}")))
+            .execute(&mut *conn)
+            .await?;
         self.scan_agents(
             &mut conn,
             settings,
@@ -94,7 +129,19 @@ impl Store {
         .await?;
         scan_external(&mut conn, settings, now_ms, &mut report, &mut detections).await?;
         scan_entitlements(&mut conn, settings, now_ms, &mut report, &mut detections).await?;
+        sqlx::query("PRAGMA cache_size = -2000")
+            .execute(&mut *conn)
+            .await?;
+        let (agents, external, entitlements): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM agents), (SELECT COUNT(*) FROM external_credentials),
+                    (SELECT COUNT(*) FROM entitlements)",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
         drop(conn);
+        report.agents = u64::try_from(agents).unwrap_or(0);
+        report.external_credentials = u64::try_from(external).unwrap_or(0);
+        report.entitlements = u64::try_from(entitlements).unwrap_or(0);
 
         let plan = plan(existing, detections);
         self.apply(plan, now_ms, &mut report).await?;
@@ -170,9 +217,17 @@ impl Store {
         report: &mut ScanReport,
         detections: &mut Vec<Detection>,
     ) -> Result<(), StoreError> {
-        let mut rows = sqlx::query(AGENT_FACTS).bind(now_ms).fetch(&mut *conn);
+        let forked: Vec<&str> = forks.keys().map(String::as_str).collect();
+        let forked = serde_json::to_string(&forked)
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let mut rows = sqlx::query(AGENT_FACTS)
+            .bind(now_ms)
+            .bind(now_ms.saturating_sub(settings.agent_inactive_ms))
+            .bind(i64::from(settings.sprawl_limit))
+            .bind(forked)
+            .fetch(&mut *conn);
         while let Some(row) = rows.try_next().await? {
-            report.agents += 1;
+            report.candidates += 1;
             let name: String = row.try_get("name")?;
             let status: String = row.try_get("status")?;
             let status: AgentStatus = status
@@ -358,9 +413,12 @@ async fn scan_external(
     report: &mut ScanReport,
     detections: &mut Vec<Detection>,
 ) -> Result<(), StoreError> {
-    let mut rows = sqlx::query(EXTERNAL_FACTS).fetch(&mut *conn);
+    let mut rows = sqlx::query(EXTERNAL_FACTS)
+        .bind(now_ms.saturating_sub(settings.static_credential_ms))
+        .bind(now_ms.saturating_sub(settings.unused_credential_ms))
+        .fetch(&mut *conn);
     while let Some(row) = rows.try_next().await? {
-        report.external_credentials += 1;
+        report.candidates += 1;
         let facts = ExternalFacts {
             id: row.try_get("id")?,
             source_user: row.try_get("source_user")?,
@@ -382,11 +440,13 @@ async fn scan_entitlements(
     report: &mut ScanReport,
     detections: &mut Vec<Detection>,
 ) -> Result<(), StoreError> {
-    let mut rows = sqlx::query(ENTITLEMENT_FACTS).fetch(&mut *conn);
+    let mut rows = sqlx::query(ENTITLEMENT_FACTS)
+        .bind(now_ms.saturating_sub(settings.unused_entitlement_ms))
+        .fetch(&mut *conn);
     let mut current: Option<(String, AgentStatus)> = None;
     let mut group: Vec<EntitlementFacts> = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        report.entitlements += 1;
+        report.candidates += 1;
         let agent: String = row.try_get("agent")?;
         if current.as_ref().is_some_and(|(name, _)| *name != agent) {
             if let Some((name, status)) = current.take() {

@@ -155,6 +155,9 @@ async fn seed(path: &std::path::Path, agents: i64) {
         ),
         "COMMIT".to_owned(),
         "ANALYZE".to_owned(),
+        // Moves the seeded pages from the write-ahead log into the database file, as SQLite's
+        // automatic checkpoints do for a registry that grew over time.
+        "PRAGMA wal_checkpoint(TRUNCATE)".to_owned(),
     ];
     for statement in statements {
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement))

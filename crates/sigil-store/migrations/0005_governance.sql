@@ -6,8 +6,10 @@ ALTER TABLE findings ADD COLUMN accepted_at INTEGER;
 ALTER TABLE findings ADD COLUMN accepted_reason TEXT;
 ALTER TABLE findings ADD COLUMN resolved_at INTEGER;
 
--- The scanner loads every unresolved finding at the start of a scan.
+-- The scanner loads every unresolved finding at the start of a scan, and opening a finding
+-- looks up the accepted one of the same kind and subject.
 CREATE INDEX findings_unresolved ON findings (status) WHERE status != 'resolved';
+CREATE INDEX findings_kind_subject ON findings (kind, subject, status);
 
 -- Static credentials agents hold in other systems, known only by metadata imported from an
 -- inventory. No secret is ever stored. `agent` is NULL when the entry maps to no registered agent.

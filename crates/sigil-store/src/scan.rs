@@ -66,7 +66,11 @@ SELECT * FROM (
             ORDER BY r.due_at LIMIT 1) AS review_id,
            (SELECT MIN(r.due_at) FROM review_items r
             WHERE r.agent = a.name AND r.status IN ('open', 'overdue')) AS review_due
-    FROM agents a JOIN owners o ON o.email = a.owner_email
+    FROM agents a CROSS JOIN owners o ON o.email = a.owner_email
+    -- LIMIT -1 OFFSET 0 keeps SQLite from flattening this subquery into the filter below, which
+    -- would copy each correlated subquery into every term that names its column and run it
+    -- once per copy. CROSS JOIN keeps `agents` as the outer loop, read in storage order.
+    LIMIT -1 OFFSET 0
 )
 WHERE (departed_at IS NOT NULL AND status != 'decommissioned')
    OR (status IN ('registered', 'active')

@@ -118,9 +118,11 @@ impl Store {
         let mut detections = Vec::new();
 
         let mut conn = self.pool.acquire().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{SCAN_CACHE_KIB}")))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA cache_size = -{SCAN_CACHE_KIB}"
+        )))
+        .execute(&mut *conn)
+        .await?;
         self.scan_agents(
             &mut conn,
             settings,
@@ -222,8 +224,8 @@ impl Store {
         detections: &mut Vec<Detection>,
     ) -> Result<(), StoreError> {
         let forked: Vec<&str> = forks.keys().map(String::as_str).collect();
-        let forked = serde_json::to_string(&forked)
-            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let forked =
+            serde_json::to_string(&forked).map_err(|err| StoreError::Corrupt(err.to_string()))?;
         let mut rows = sqlx::query(AGENT_FACTS)
             .bind(now_ms)
             .bind(now_ms.saturating_sub(settings.agent_inactive_ms))

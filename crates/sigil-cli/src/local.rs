@@ -115,19 +115,19 @@ fn governance_options(
 /// Reads the webhook secret from `file`, or from `SIGIL_WEBHOOK_SECRET`. A trailing newline in
 /// the file is not part of the secret.
 fn webhook_secret(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
-    let mut secret = match file {
-        Some(path) => zeroize::Zeroizing::new(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read the webhook secret file {}", path.display()))?,
-        ),
-        None => match std::env::var_os("SIGIL_WEBHOOK_SECRET") {
-            Some(value) => zeroize::Zeroizing::new(value.into_encoded_bytes()),
-            None => bail!(
-                "--webhook-url needs a secret: pass --webhook-secret-file FILE or set \
+    let mut secret =
+        match file {
+            Some(path) => zeroize::Zeroizing::new(std::fs::read(path).with_context(|| {
+                format!("cannot read the webhook secret file {}", path.display())
+            })?),
+            None => match std::env::var_os("SIGIL_WEBHOOK_SECRET") {
+                Some(value) => zeroize::Zeroizing::new(value.into_encoded_bytes()),
+                None => bail!(
+                    "--webhook-url needs a secret: pass --webhook-secret-file FILE or set \
                  SIGIL_WEBHOOK_SECRET"
-            ),
-        },
-    };
+                ),
+            },
+        };
     while matches!(secret.last(), Some(b'\n' | b'\r')) {
         secret.pop();
     }

@@ -326,11 +326,20 @@ fn decision_api_callers_and_audit() {
     assert_eq!(status, 200, "{response}");
     let response: serde_json::Value = serde_json::from_str(&response).unwrap();
     assert_eq!(response["decision"], "deny");
-    let after = authority
-        .sql("SELECT COUNT(*) FROM audit_events WHERE action = 'authorize.denied'")
-        .trim()
-        .parse::<i64>()
-        .unwrap();
+    // Denials are appended by a background writer in batches, so the event may land a few
+    // milliseconds after the response.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let after = loop {
+        let count = authority
+            .sql("SELECT COUNT(*) FROM audit_events WHERE action = 'authorize.denied'")
+            .trim()
+            .parse::<i64>()
+            .unwrap();
+        if count > before || std::time::Instant::now() > deadline {
+            break count;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(after, before + 1, "every denial is audited");
 
     let bad =

@@ -489,3 +489,26 @@ fn webhook_is_signed_and_retried() {
     );
     assert!(!log.contains(secret), "the webhook secret reached the log");
 }
+
+#[test]
+fn unknown_finding_kind_rejected() {
+    let authority = Authority::start();
+
+    let output = authority.sigil(&["findings", "--kind", "orphaned-everything"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "an unknown kind must fail");
+    assert!(stderr.contains("unknown finding kind"), "{stderr}");
+    assert!(
+        stderr.contains("identity-fork"),
+        "the message lists the kinds: {stderr}"
+    );
+
+    let (status, body) = authority.request(
+        "GET",
+        "/v1/admin/findings?kind=orphaned-everything",
+        None,
+        Some((&authority.admin_cert(), &authority.admin_key())),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_query"), "{body}");
+}

@@ -387,12 +387,18 @@ fn finding_kind(query: Option<&str>) -> Result<Option<String>, ApiError> {
         if kind.is_some() {
             return Err(invalid("`kind` may be given once".into()));
         }
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-            return Err(invalid(
-                "`kind` is a lowercase word joined by `-`, such as identity-fork".into(),
-            ));
-        }
-        kind = Some(value.to_owned());
+        let parsed = value
+            .parse::<sigil_governance::FindingKind>()
+            .map_err(|_| {
+                let known = sigil_governance::FindingKind::ALL
+                    .map(|k| k.as_str())
+                    .join(", ");
+                invalid(format!(
+                    "unknown finding kind `{}`; the kinds are {known}",
+                    value.chars().take(60).collect::<String>()
+                ))
+            })?;
+        kind = Some(parsed.as_str().to_owned());
     }
     Ok(kind)
 }

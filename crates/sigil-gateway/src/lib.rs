@@ -34,6 +34,7 @@ pub mod sse;
 pub mod sync;
 pub mod tls;
 pub mod upstream;
+mod verdicts;
 pub mod view;
 
 pub use denial::{Denial, DenyKind};

@@ -27,6 +27,7 @@ use sigil_proto::{GatewayState, RevocationEvent};
 use crate::GatewayError;
 use crate::denial::{Denial, DenyKind};
 use crate::routes::Route;
+use crate::verdicts::VerdictMemo;
 
 /// An agent as the gateway forwards it: its SPIFFE ID and owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +65,8 @@ struct PolicyLayer {
     agents: HashMap<String, AgentEntry>,
     /// Serials revoked as of `seq`, copied into the live layer when the layer is installed.
     revoked: HashSet<String>,
+    /// Verdicts of `snapshot`, so that a repeated request skips the Cedar evaluation.
+    verdicts: VerdictMemo,
 }
 
 /// The live layer.
@@ -315,18 +318,24 @@ impl View {
             )
             .for_principal(principal));
         };
-        let decision = layer.snapshot.authorize(&Request {
-            principal: PrincipalRef::SpiffeId(&caller.spiffe_id),
-            action: &route.action,
-            resource: &route.resource,
-            context: serde_json::Value::Null,
-        });
-        if !decision.is_allowed() {
+        let allowed =
+            layer
+                .verdicts
+                .get_or_decide(principal, &route.action, &route.resource, || {
+                    let decision = layer.snapshot.authorize(&Request {
+                        principal: PrincipalRef::SpiffeId(&caller.spiffe_id),
+                        action: &route.action,
+                        resource: &route.resource,
+                        context: serde_json::Value::Null,
+                    });
+                    decision.is_allowed()
+                });
+        if !allowed {
             return Err(Denial::new(
                 DenyKind::Policy,
                 format!(
                     "agent `{}` may not `{}` on `{}` (policy set version {})",
-                    agent.name, route.action, route.resource, decision.version
+                    agent.name, route.action, route.resource, layer.policy_version
                 ),
             )
             .for_principal(principal));
@@ -410,6 +419,7 @@ fn build_layer(state: GatewayState) -> Result<PolicyLayer, GatewayError> {
             .iter()
             .map(|serial| serial.to_ascii_lowercase())
             .collect(),
+        verdicts: VerdictMemo::default(),
     })
 }
 

@@ -87,6 +87,18 @@ fn stolen_key_renewal_forks_identity() {
         "the thief's certificate was stored"
     );
 
+    // The decision API applies the built-in rule at once, without waiting for another change.
+    let decision = authority.sigil_json(&["authorize", AGENT, "invoke", "tool:any"]);
+    assert_eq!(decision["decision"], "deny", "{decision}");
+    assert!(
+        decision["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "builtin/deny-inactive-agent"),
+        "the forked agent is not denied by the built-in rule: {decision}"
+    );
+
     let findings = authority.sigil_json(&["findings", "--kind", "identity-fork"]);
     let findings = findings["findings"].as_array().unwrap();
     assert_eq!(

@@ -220,6 +220,8 @@ async fn record_fork(
     .bind(agent)
     .execute(&mut *conn)
     .await?;
+    // A status change alters decisions, so the decision engine must see a newer policy version.
+    crate::policies::bump_policy_version(conn).await?;
 
     let evidence = json!({
         "presented_serial": parent.serial,

@@ -98,6 +98,7 @@ fn attest_rejects_bad_bodies() {
     let unknown_field = json!({"join_token": token, "csr": csr, "ca": true}).to_string();
     let missing_csr = json!({"join_token": token}).to_string();
     let wrong_type = json!({"join_token": token, "csr": 42}).to_string();
+    let array = json!([token, csr]).to_string();
 
     let json_type = Some("application/json");
     let cases = [
@@ -128,6 +129,13 @@ fn attest_rejects_bad_bodies() {
             &oversized,
             (413, "payload_too_large"),
             "65536",
+        ),
+        BodyCase::new(
+            "array of the field values",
+            json_type,
+            &array,
+            (400, "invalid_request"),
+            "expected a JSON object",
         ),
         BodyCase::new(
             "unknown field",

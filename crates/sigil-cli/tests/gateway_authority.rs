@@ -840,17 +840,19 @@ fn denials_audited_and_counted() {
         denial("policy", "/tools/crm?api_key=hunter2"),
         denial("policy", "/tools/crm"),
         denial("revoked", "/tools/crm"),
+        // `OPTIONS *` has the asterisk-form target; a gateway reports it as it came.
+        denial("no-route", "*"),
     ]});
     let reply = authority.send_json("POST", "/v1/gateway/denials", &batch, Some(gateway.pair()));
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.json(), json!({"recorded": 3}));
+    assert_eq!(reply.json(), json!({"recorded": 4}));
 
     let events: Vec<_> = authority
         .audit_events()
         .into_iter()
         .filter(|event| event.action == "gateway.denied")
         .collect();
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 4);
     for event in &events {
         assert_eq!(event.actor, "spiffe://example.org/gateway/edge");
         assert_eq!(event.subject, "spiffe://example.org/agent/crm-bot");
@@ -912,7 +914,7 @@ fn denials_audited_and_counted() {
         let before = authority.checkpoint();
         let reply = authority.send_json("POST", "/v1/gateway/denials", &body, Some(gateway.pair()));
         authority.assert_rejected(case, &before, &reply, status, code, &[]);
-        assert_eq!(audited(), 3, "{case}: a rejected batch must record nothing");
+        assert_eq!(audited(), 4, "{case}: a rejected batch must record nothing");
     }
 }
 

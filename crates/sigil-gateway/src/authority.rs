@@ -90,7 +90,14 @@ impl AuthorityClient {
     }
 
     /// `POST /v1/gateway/denials`.
-    pub async fn report_denials(&self, batch: &GatewayDenialBatch) -> Result<(), GatewayError> {
+    ///
+    /// A batch the authority rejects as invalid (a 4xx other than 408 and 429) would be rejected
+    /// again on every retry, so it is returned as [`DenialReport::Rejected`] for the caller to
+    /// drop; other failures are errors worth retrying.
+    pub async fn report_denials(
+        &self,
+        batch: &GatewayDenialBatch,
+    ) -> Result<DenialReport, GatewayError> {
         let url = self.url("/v1/gateway/denials");
         let response = self
             .http
@@ -100,7 +107,17 @@ impl AuthorityClient {
             .send()
             .await
             .map_err(|err| transport(&url, &err))?;
-        check_status(&url, response).await.map(|_| ())
+        let status = response.status();
+        let permanent = status.is_client_error()
+            && status != reqwest::StatusCode::REQUEST_TIMEOUT
+            && status != reqwest::StatusCode::TOO_MANY_REQUESTS;
+        match check_status(&url, response).await {
+            Ok(_) => Ok(DenialReport::Recorded),
+            Err(GatewayError::Authority { detail, .. }) if permanent => {
+                Ok(DenialReport::Rejected(detail))
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Opens `GET /v1/revocations`, resuming after event `since`.
@@ -178,4 +195,13 @@ async fn check_status(
         url: url.to_owned(),
         detail,
     })
+}
+
+/// What the authority did with a batch of denials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenialReport {
+    /// Every denial of the batch is in the audit log.
+    Recorded,
+    /// The authority rejected the batch as invalid, with this reason; retrying cannot help.
+    Rejected(String),
 }

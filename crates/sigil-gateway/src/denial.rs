@@ -20,6 +20,8 @@ pub enum DenyKind {
     Revoked,
     /// The agent is not active.
     InactiveAgent,
+    /// The request path is not in canonical form (dot or empty segments, escaped separators).
+    InvalidPath,
     /// No route matches the request's method and path.
     NoRoute,
     /// The policy set denies the route's action on its resource.
@@ -32,6 +34,7 @@ impl DenyKind {
         match self {
             Self::Stale => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoCredential | Self::BadCertificate | Self::BadToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidPath => StatusCode::BAD_REQUEST,
             Self::UnknownAgent
             | Self::Revoked
             | Self::InactiveAgent
@@ -50,6 +53,7 @@ impl DenyKind {
             Self::UnknownAgent => "unknown_agent",
             Self::Revoked => "revoked",
             Self::InactiveAgent => "agent_inactive",
+            Self::InvalidPath => "invalid_path",
             Self::NoRoute => "no_route",
             Self::Policy => "forbidden",
         }
@@ -65,6 +69,7 @@ impl DenyKind {
             Self::UnknownAgent => "unknown-agent",
             Self::Revoked => "revoked",
             Self::InactiveAgent => "inactive-agent",
+            Self::InvalidPath => "invalid-path",
             Self::NoRoute => "no-route",
             Self::Policy => "policy",
         }

@@ -27,6 +27,7 @@ mod error;
 pub mod jwt;
 pub mod proxy;
 pub mod report;
+pub mod request_path;
 pub mod routes;
 mod run;
 pub mod server;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use sigil_proto::{GatewayDenial, GatewayDenialBatch};
 use tokio::sync::mpsc;
 
-use crate::authority::AuthorityClient;
+use crate::authority::{AuthorityClient, DenialReport};
 
 /// Denials sent in one request.
 pub const BATCH_SIZE: usize = 100;
@@ -120,7 +120,16 @@ async fn flush(
             denials: pending.iter().take(count).cloned().collect(),
         };
         match client.report_denials(&batch).await {
-            Ok(()) => {
+            Ok(DenialReport::Rejected(reason)) => {
+                // Retrying a batch the authority rejected would block every later denial.
+                pending.drain(..count);
+                tracing::error!(
+                    count,
+                    %reason,
+                    "the authority rejected a batch of denial reports; the batch is dropped"
+                );
+            }
+            Ok(DenialReport::Recorded) => {
                 pending.drain(..count);
                 if *failures > 0 {
                     tracing::info!(

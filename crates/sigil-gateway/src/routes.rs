@@ -95,6 +95,7 @@ impl Routes {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        reject_shadowed(&routes)?;
         Ok(Self { routes })
     }
 
@@ -114,10 +115,39 @@ impl Routes {
     }
 }
 
+/// Rejects a route with the same path and method as an earlier one, which could never match.
+fn reject_shadowed(routes: &[Route]) -> Result<(), GatewayError> {
+    for (index, route) in routes.iter().enumerate() {
+        let earlier = routes[..index]
+            .iter()
+            .position(|other| other.path == route.path && other.method == route.method);
+        if let Some(earlier) = earlier {
+            return Err(GatewayError::Routes(format!(
+                "route {} has the same path and method as route {}, so it could never match",
+                index + 1,
+                earlier + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Route {
     fn from_entry(entry: RouteEntry) -> Result<Self, String> {
         if !entry.path.starts_with('/') {
             return Err(format!("`path` must start with `/`, not `{}`", entry.path));
+        }
+        // A route must be written in the form requests are matched in, or it would never match.
+        let literal = entry.path.strip_suffix('*').unwrap_or(&entry.path);
+        match crate::request_path::canonical_path(literal) {
+            Ok(canonical) if canonical == literal => {}
+            Ok(canonical) => {
+                return Err(format!(
+                    "`path` `{}` must be written in canonical form, as `{canonical}`",
+                    entry.path
+                ));
+            }
+            Err(reason) => return Err(format!("`path` `{}`: {reason}", entry.path)),
         }
         let star_count = entry.path.matches('*').count();
         let path = match entry.path.strip_suffix('*') {
@@ -160,8 +190,9 @@ impl Route {
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
+        // HTTP methods are case-sensitive (RFC 9110 section 9.1): `get` is not `GET`.
         if let Some(expected) = &self.method
-            && !expected.eq_ignore_ascii_case(method)
+            && expected != method
         {
             return false;
         }
@@ -230,13 +261,47 @@ mod tests {
     }
 
     #[test]
-    fn method_filters_case_insensitively() {
+    fn method_matches_case_sensitively() {
         let routes = routes();
         assert!(routes.find("POST", "/v1/contacts/42").is_none());
-        assert_eq!(
-            routes.find("get", "/v1/contacts/42").unwrap().action,
-            "read"
+        assert!(
+            routes.find("get", "/v1/contacts/42").is_none(),
+            "`get` is not `GET`"
         );
+        assert_eq!(
+            routes.find("GET", "/v1/contacts/42").unwrap().action,
+            "read",
+            "the file's `get` is read as `GET`"
+        );
+    }
+
+    #[test]
+    fn non_canonical_route_paths_rejected() {
+        for path in ["/v1/../admin/*", "/v1/./x", "/v1//x", "/v1/%65xport", "/a%2fb", "/a\\b"] {
+            let text = format!(
+                "[[route]]\npath = \"{path}\"\naction = \"read\"\nresource = \"r\"\n"
+            );
+            assert!(Routes::parse(&text).is_err(), "{path} must be rejected");
+        }
+    }
+
+    #[test]
+    fn shadowed_route_rejected() {
+        let text = r#"
+            [[route]]
+            path = "/v1/*"
+            method = "GET"
+            action = "read"
+            resource = "r"
+
+            [[route]]
+            path = "/v1/*"
+            method = "get"
+            action = "write"
+            resource = "r"
+        "#;
+        let error = Routes::parse(text).unwrap_err().to_string();
+        assert!(error.contains("route 2"), "{error}");
     }
 
     #[test]

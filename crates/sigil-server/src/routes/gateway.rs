@@ -279,8 +279,9 @@ fn check_denial(denial: &GatewayDenial, now_ms: i64) -> Result<(), String> {
     }
 
     check_text("path", &denial.path)?;
-    if !denial.path.starts_with('/') {
-        return Err("`path` must start with `/`".into());
+    // `*` is the asterisk-form request target of `OPTIONS *` (RFC 9112 section 3.2.4).
+    if !denial.path.starts_with('/') && denial.path != "*" {
+        return Err("`path` must start with `/` or be `*`".into());
     }
 
     for (field, value) in [("action", &denial.action), ("resource", &denial.resource)] {

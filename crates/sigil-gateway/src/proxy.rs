@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::denial::{Denial, DenyKind, error_body};
 use crate::jwt::JwtAuth;
 use crate::report::DenialReporter;
+use crate::request_path::canonical_path;
 use crate::routes::Routes;
 use crate::upstream::{ForwardedIdentity, ProxyBody, Upstream};
 use crate::view::{Caller, View};
@@ -48,21 +49,56 @@ impl Gateway {
     /// Handles one request from a connection whose certificate status is `identity`.
     pub async fn handle(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         identity: &ConnectionIdentity,
     ) -> Response<ProxyBody> {
-        let method = request.method().as_str().to_owned();
-        let path = request.uri().path().to_owned();
-        let route = self.routes.find(&method, &path);
+        // Both clones share the request's storage: no allocation for the standard methods.
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let (method, path) = (method.as_str(), uri.path());
+        // Routes are matched against the canonical path, and only that path is forwarded (see
+        // `request_path`).
+        let canonical = canonical_path(path);
+        let route = canonical
+            .as_deref()
+            .ok()
+            .and_then(|canonical| self.routes.find(method, canonical));
 
         let authenticated = match self.authenticate(&request, identity).await {
             Ok(authenticated) => authenticated,
-            Err(denial) => return self.refuse(denial, &method, &path, route),
+            Err(denial) => return self.refuse(denial, method, path, route),
+        };
+        let canonical = match canonical {
+            Ok(canonical) => canonical,
+            Err(reason) => {
+                let denial = Denial::new(
+                    DenyKind::InvalidPath,
+                    format!(
+                        "{reason}; send the path without dot segments, empty segments or escaped \
+                         separators"
+                    ),
+                )
+                .for_principal(authenticated.caller.spiffe_id.as_str());
+                return self.refuse(denial, method, path, None);
+            }
         };
         let agent = match self.view.decide(&authenticated.caller, route) {
             Ok(agent) => agent,
-            Err(denial) => return self.refuse(denial, &method, &path, route),
+            Err(denial) => return self.refuse(denial, method, path, route),
         };
+        if canonical != path {
+            match with_path(&uri, &canonical) {
+                Ok(rewritten) => *request.uri_mut() = rewritten,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot rebuild the request URI with the canonical path");
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        DenyKind::InvalidPath.code(),
+                        "the request path cannot be forwarded",
+                    );
+                }
+            }
+        }
 
         let forwarded = ForwardedIdentity {
             spiffe_id: &agent.spiffe_id,
@@ -153,6 +189,17 @@ impl Gateway {
         });
         json_error(kind.status(), kind.code(), &denial.message)
     }
+}
+
+/// Returns `uri` with its path replaced by `path` and its query kept.
+fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, http::Error> {
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse()?);
+    Ok(http::Uri::from_parts(parts)?)
 }
 
 /// Maximum length of the request path copied into a denial report.

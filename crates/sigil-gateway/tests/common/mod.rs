@@ -330,6 +330,50 @@ pub fn state(seq: u64, policy_version: u64, status: &str, revoked: Vec<String>) 
 
 /// An HTTPS client that trusts the bundle and presents `credential` when given.
 pub fn client(pki: &Pki, credential: Option<&Credential>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(client_tls(pki, credential))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Sends `METHOD target` over a fresh mutual-TLS HTTP/1.1 connection, with the request target
+/// exactly as given: unlike reqwest, which resolves `..` and escapes, this sends what an attacker
+/// would. Returns the status and the body.
+pub async fn raw_request(
+    pki: &Pki,
+    credential: &Credential,
+    gateway: &TestGateway,
+    method: &str,
+    target: &str,
+) -> (u16, String) {
+    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_tls(pki, Some(credential))))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+
+    let request = http::Request::builder()
+        .method(method)
+        .uri(http::Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())).unwrap())
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The rustls client configuration of a test client: the test bundle as the only root, and
+/// `credential` as the client certificate when given.
+pub fn client_tls(pki: &Pki, credential: Option<&Credential>) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(pki.bundle_pem().as_bytes()).unwrap())
@@ -349,11 +393,7 @@ pub fn client(pki: &Pki, credential: Option<&Credential>) -> reqwest::Client {
             builder.with_client_auth_cert(chain, key).unwrap()
         }
     };
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    tls
 }
 
 /// Reads a JSON error body and returns its code.

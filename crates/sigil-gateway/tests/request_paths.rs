@@ -1,0 +1,90 @@
+//! Request paths that mean one thing to the gateway's route table and another to the upstream:
+//! each is rejected before any route is matched, or forwarded in the one canonical form that was
+//! authorised.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed step fails the test"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use time::OffsetDateTime;
+
+async fn setup() -> (Pki, RecordingUpstream, TestGateway, Credential) {
+    let pki = Pki::new();
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(&pki, &upstream, Duration::from_secs(10)).await;
+    let agent = pki.issue(AGENT_ID, OffsetDateTime::now_utc());
+    (pki, upstream, gateway, agent)
+}
+
+#[tokio::test]
+async fn traversal_paths_rejected() {
+    let (pki, upstream, gateway, agent) = setup().await;
+
+    // The agent may read `/contacts/*` but not `/admin/*`.
+    for target in [
+        "/contacts/../admin/users",
+        "/contacts/%2e%2e/admin/users",
+        "/contacts/.%2E/admin/users",
+        "/contacts/./1",
+        "/contacts//1",
+        "/contacts/%2fadmin",
+        "/contacts/1%5c..%5cadmin",
+        "/contacts/%zz",
+        "http://evil.example/contacts/../admin/users",
+    ] {
+        let (status, body) = raw_request(&pki, &agent, &gateway, "GET", target).await;
+        assert_eq!(status, 400, "{target}: {body}");
+        assert!(body.contains("invalid_path"), "{target}: {body}");
+    }
+
+    assert!(
+        upstream.requests().is_empty(),
+        "the upstream saw a rejected path: {:?}",
+        upstream.requests()
+    );
+}
+
+#[tokio::test]
+async fn escaped_letters_forwarded_decoded() {
+    let (pki, upstream, gateway, agent) = setup().await;
+
+    let (status, body) = raw_request(&pki, &agent, &gateway, "GET", "/contacts/%34%32?q=%41").await;
+
+    assert_eq!(status, 200, "{body}");
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].path, "/contacts/42",
+        "the upstream gets the authorised form"
+    );
+}
+
+#[tokio::test]
+async fn escaped_route_prefix_cannot_reach_other_route() {
+    let (pki, upstream, gateway, agent) = setup().await;
+
+    // `%61dmin` is `admin`: it must be decided as `/admin/*`, which the agent may not use.
+    let (status, body) = raw_request(&pki, &agent, &gateway, "GET", "/%61dmin/users").await;
+
+    assert_eq!(status, 403, "{body}");
+    assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn lower_case_method_not_routed() {
+    let (pki, upstream, gateway, agent) = setup().await;
+
+    let (status, body) = raw_request(&pki, &agent, &gateway, "get", "/contacts/1").await;
+
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("no_route"), "{body}");
+    assert!(upstream.requests().is_empty());
+}

@@ -57,19 +57,21 @@ fn decode_unreserved(path: &str) -> Result<String, String> {
             continue;
         }
 
-        let escape = bytes.get(index + 1..index + 3).ok_or_else(incomplete_escape)?;
+        let escape = bytes
+            .get(index + 1..index + 3)
+            .ok_or_else(incomplete_escape)?;
         let value = hex_value(escape[0])
             .zip(hex_value(escape[1]))
             .map(|(high, low)| high * 16 + low)
             .ok_or_else(incomplete_escape)?;
         match value {
             b'/' | b'\\' | b'%' => {
-                return Err(
-                    "the request path must not contain an escaped `/`, `\\` or `%`".into(),
-                );
+                return Err("the request path must not contain an escaped `/`, `\\` or `%`".into());
             }
             value if value.is_ascii_control() => {
-                return Err("the request path must not contain an escaped control character".into());
+                return Err(
+                    "the request path must not contain an escaped control character".into(),
+                );
             }
             value if is_unreserved(value) => out.push(char::from(value)),
             value => out.push_str(&format!("%{value:02X}")),
@@ -132,14 +134,23 @@ mod tests {
 
     #[test]
     fn ordinary_paths_unchanged() {
-        for path in ["/", "/v1/contacts", "/v1/contacts/", "/a/b.c/~d_e-f", "/caf\u{e9}"] {
+        for path in [
+            "/",
+            "/v1/contacts",
+            "/v1/contacts/",
+            "/a/b.c/~d_e-f",
+            "/caf\u{e9}",
+        ] {
             assert_eq!(canonical_path(path).unwrap(), path, "{path}");
         }
     }
 
     #[test]
     fn unreserved_escapes_decoded() {
-        assert_eq!(canonical_path("/v1/contacts/%65xport").unwrap(), "/v1/contacts/export");
+        assert_eq!(
+            canonical_path("/v1/contacts/%65xport").unwrap(),
+            "/v1/contacts/export"
+        );
         assert_eq!(canonical_path("/%7Euser").unwrap(), "/~user");
         assert_eq!(canonical_path("/a%20b").unwrap(), "/a%20b");
         assert_eq!(canonical_path("/a%3fb").unwrap(), "/a%3Fb");

@@ -277,10 +277,16 @@ mod tests {
 
     #[test]
     fn non_canonical_route_paths_rejected() {
-        for path in ["/v1/../admin/*", "/v1/./x", "/v1//x", "/v1/%65xport", "/a%2fb", "/a\\b"] {
-            let text = format!(
-                "[[route]]\npath = \"{path}\"\naction = \"read\"\nresource = \"r\"\n"
-            );
+        for path in [
+            "/v1/../admin/*",
+            "/v1/./x",
+            "/v1//x",
+            "/v1/%65xport",
+            "/a%2fb",
+            "/a\\b",
+        ] {
+            let text =
+                format!("[[route]]\npath = \"{path}\"\naction = \"read\"\nresource = \"r\"\n");
             assert!(Routes::parse(&text).is_err(), "{path} must be rejected");
         }
     }

@@ -187,7 +187,16 @@ impl Gateway {
             reason: kind.reason().to_owned(),
             status: kind.status().as_u16(),
         });
-        json_error(kind.status(), kind.code(), &denial.message)
+        let response = json_error(kind.status(), kind.code(), &denial.message);
+        if method == "HEAD" {
+            // A response to HEAD has no content; HTTP/2 clients reset a stream that sends some.
+            let (parts, _) = response.into_parts();
+            let empty = Full::new(bytes::Bytes::new())
+                .map_err(|never| match never {})
+                .boxed();
+            return Response::from_parts(parts, empty);
+        }
+        response
     }
 }
 

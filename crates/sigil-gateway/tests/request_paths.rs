@@ -88,3 +88,22 @@ async fn lower_case_method_not_routed() {
     assert!(body.contains("no_route"), "{body}");
     assert!(upstream.requests().is_empty());
 }
+
+#[tokio::test]
+async fn head_refusal_has_no_content() {
+    let (pki, upstream, gateway, _agent) = setup().await;
+
+    // Over HTTP/2, a DATA frame after a HEAD response breaks the stream.
+    let mut tls = client_tls(&pki, None);
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let http2 = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let response = http2.head(gateway.url("/contacts/1")).send().await.unwrap();
+
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert!(response.bytes().await.unwrap().is_empty());
+    assert!(upstream.requests().is_empty());
+}

@@ -383,7 +383,7 @@ pub fn client_tls(pki: &Pki, credential: Option<&Credential>) -> rustls::ClientC
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots);
-    let tls = match credential {
+    match credential {
         None => builder.with_no_client_auth(),
         Some(credential) => {
             let chain = CertificateDer::pem_slice_iter(credential.chain_pem.as_bytes())
@@ -392,8 +392,7 @@ pub fn client_tls(pki: &Pki, credential: Option<&Credential>) -> rustls::ClientC
             let key = PrivateKeyDer::from_pem_slice(credential.key_pem.as_bytes()).unwrap();
             builder.with_client_auth_cert(chain, key).unwrap()
         }
-    };
-    tls
+    }
 }
 
 /// Reads a JSON error body and returns its code.

@@ -229,7 +229,10 @@ fn checked_token_hash(token: &str) -> Result<String, ApiError> {
 pub(super) fn invalid_token(message: &str) -> ApiError {
     ApiError::unauthorized(
         "invalid_join_token",
-        format!("{message}; create a new one with `sigil token create AGENT`"),
+        format!(
+            "{message}; create a new one with `sigil token create AGENT`, or \
+             `sigil token create --gateway NAME` for a gateway"
+        ),
     )
 }
 

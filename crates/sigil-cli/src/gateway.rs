@@ -52,6 +52,11 @@ pub struct GatewayArgs {
     /// after that it answers 503.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub staleness: Duration,
+
+    /// Worker threads, each accepting connections and serving their requests on its own
+    /// runtime (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
@@ -77,6 +82,7 @@ pub async fn run(global: &GlobalArgs, args: GatewayArgs) -> anyhow::Result<()> {
         routes: args.routes,
         audience: args.audience,
         staleness: args.staleness,
+        workers: args.workers.map(usize::from),
     };
     run_gateway(options, crate::local::shutdown_signal()).await?;
     Ok(())

@@ -9,6 +9,7 @@ use sigil_core::TrustDomain;
 use sigil_jwt::{Jwks, JwtError, VerifiedClaims, Verifier};
 use time::OffsetDateTime;
 
+use crate::GatewayError;
 use crate::authority::AuthorityClient;
 use crate::denial::{Denial, DenyKind};
 
@@ -22,6 +23,9 @@ pub struct JwtAuth {
     trust_domain: TrustDomain,
     verifier: ArcSwapOption<Verifier>,
     source: Option<Arc<AuthorityClient>>,
+    /// The runtime that drives `source`'s pooled connections, captured at creation; fetches run
+    /// there, whichever gateway worker asks.
+    runtime: Option<tokio::runtime::Handle>,
     /// When the JWKS was last fetched; also serialises fetches.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -47,6 +51,7 @@ impl JwtAuth {
             trust_domain,
             verifier: ArcSwapOption::empty(),
             source,
+            runtime: tokio::runtime::Handle::try_current().ok(),
             last_fetch: tokio::sync::Mutex::new(None),
         }
     }
@@ -95,7 +100,7 @@ impl JwtAuth {
             return false;
         }
         *last_fetch = Some(Instant::now());
-        match source.jwks().await {
+        match self.fetch(source.clone()).await {
             Ok(jwks) => match self.set_jwks(&jwks) {
                 Ok(()) => {
                     tracing::info!(keys = jwks.keys.len(), "JWKS refreshed");
@@ -110,6 +115,21 @@ impl JwtAuth {
                 tracing::warn!(error = %err, "JWKS refresh failed; keeping the previous keys");
                 false
             }
+        }
+    }
+
+    /// Fetches the JWKS on the runtime captured at creation, or on the caller's without one.
+    async fn fetch(&self, source: Arc<AuthorityClient>) -> Result<Jwks, GatewayError> {
+        let fetch = async move { source.jwks().await };
+        match &self.runtime {
+            Some(runtime) => runtime
+                .spawn(fetch)
+                .await
+                .map_err(|err| GatewayError::Authority {
+                    url: "/.well-known/jwks.json".into(),
+                    detail: format!("the fetch task failed: {err}"),
+                })?,
+            None => fetch.await,
         }
     }
 

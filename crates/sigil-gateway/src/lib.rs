@@ -37,6 +37,7 @@ pub mod tls;
 pub mod upstream;
 mod verdicts;
 pub mod view;
+pub mod workers;
 
 pub use denial::{Denial, DenyKind};
 pub use error::GatewayError;

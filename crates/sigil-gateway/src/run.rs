@@ -21,6 +21,7 @@ use crate::routes::Routes;
 use crate::sync::run_sync;
 use crate::upstream::Upstream;
 use crate::view::View;
+use crate::workers::{WorkerSet, serve_workers, worker_count};
 use crate::{GatewayError, tls};
 
 /// The default staleness bound: how long the gateway keeps deciding without hearing from the
@@ -49,6 +50,8 @@ pub struct GatewayOptions {
     /// The `aud` Bearer tokens must carry; the gateway's SPIFFE ID when `None`.
     pub audience: Option<String>,
     pub staleness: Duration,
+    /// Worker threads, each with its own runtime and upstream client; one per core when `None`.
+    pub workers: Option<usize>,
 }
 
 /// Shows whether a join token is set, never the token itself.
@@ -67,6 +70,7 @@ impl std::fmt::Debug for GatewayOptions {
             .field("routes", &self.routes)
             .field("audience", &self.audience)
             .field("staleness", &self.staleness)
+            .field("workers", &self.workers)
             .finish_non_exhaustive()
     }
 }
@@ -115,11 +119,13 @@ pub async fn run_gateway(
     ));
     let view = Arc::new(View::new(options.staleness));
     let (reporter, denials) = DenialReporter::new();
-    let upstream = Upstream::new(&options.upstream, &upstream_ca, material.clone())?;
+    let workers = worker_count(options.workers);
+    let upstreams = (0..workers)
+        .map(|_| Upstream::new(&options.upstream, &upstream_ca, material.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
 
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| GatewayError::Listen {
+    let listener =
+        std::net::TcpListener::bind(options.listen).map_err(|source| GatewayError::Listen {
             addr: options.listen.to_string(),
             source,
         })?;
@@ -137,22 +143,35 @@ pub async fn run_gateway(
         wait_for(stopped.clone()),
     ));
 
-    let gateway = Arc::new(Gateway {
-        view,
-        routes: Arc::new(routes),
-        jwt,
-        upstream,
-        reporter,
-    });
+    let routes = Arc::new(routes);
+    let gateways = upstreams
+        .into_iter()
+        .map(|upstream| {
+            Arc::new(Gateway {
+                view: view.clone(),
+                routes: routes.clone(),
+                jwt: jwt.clone(),
+                upstream,
+                reporter: reporter.clone(),
+            })
+        })
+        .collect();
     tracing::info!(
         listen = %options.listen,
         upstream = %options.upstream,
         %spiffe_id,
         %audience,
         staleness = ?options.staleness,
+        workers,
         "sigil gateway started"
     );
-    crate::server::serve(listener, tls, gateway, material, trust_domain, shutdown).await;
+    let set = WorkerSet {
+        gateways,
+        tls,
+        material,
+        trust_domain,
+    };
+    let served = serve_workers(listener, set, shutdown).await;
 
     let _ = stop.send(true);
     for (name, task) in [("revocation sync", sync), ("denial reporter", report)] {
@@ -166,7 +185,7 @@ pub async fn run_gateway(
         Err(err) => tracing::warn!(error = %err, "SVID renewal task failed"),
     }
     tracing::info!("sigil gateway stopped");
-    Ok(())
+    served
 }
 
 /// Obtains the gateway's SVID and starts the renewal daemon of `sigil-agent` on `--state`.

@@ -125,18 +125,7 @@ impl Upstream {
         mut request: Request<Incoming>,
         identity: &ForwardedIdentity<'_>,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map_or("/", PathAndQuery::as_str);
-        let target = format!("{}{path_and_query}", self.base_path);
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(target)
-            .build()
-            .map_err(|err| GatewayError::Upstream(format!("invalid upstream URI: {err}")))?;
-        *request.uri_mut() = uri;
+        *request.uri_mut() = self.target_uri(request.uri())?;
         *request.version_mut() = Version::HTTP_11;
 
         let headers = request.headers_mut();
@@ -157,6 +146,28 @@ impl Upstream {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))
+    }
+}
+
+impl Upstream {
+    /// The upstream URI for a request to `uri`: the base URL's path, then the request's path
+    /// and query.
+    fn target_uri(&self, uri: &Uri) -> Result<Uri, GatewayError> {
+        let path_and_query = match uri.path_and_query() {
+            // Shares the request's storage instead of copying it.
+            Some(path_and_query) if self.base_path.is_empty() => path_and_query.clone(),
+            path_and_query => {
+                let path_and_query = path_and_query.map_or("/", PathAndQuery::as_str);
+                PathAndQuery::try_from(format!("{}{path_and_query}", self.base_path))
+                    .map_err(|err| GatewayError::Upstream(format!("invalid upstream URI: {err}")))?
+            }
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|err| GatewayError::Upstream(format!("invalid upstream URI: {err}")))
     }
 }
 

@@ -369,3 +369,20 @@ async fn server_sent_events_stream_through() {
         assert_eq!(chunk, event.as_bytes());
     }
 }
+
+#[tokio::test]
+async fn shutdown_drains_every_worker() {
+    let (pki, _upstream, mut gateway) = setup().await;
+    let agent = pki.issue(AGENT_ID, OffsetDateTime::now_utc());
+    let response = get(&client(&pki, Some(&agent)), &gateway, "/contacts/42").await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    tokio::time::timeout(Duration::from_secs(15), gateway.shutdown())
+        .await
+        .expect("the workers drain within the timeout")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(gateway.addr).await.is_err(),
+        "the listening socket is closed once every worker has stopped"
+    );
+}

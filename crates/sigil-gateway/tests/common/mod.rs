@@ -27,16 +27,18 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sigil_agent::workload::X509Material;
 use sigil_ca::CaCertificate;
 use sigil_core::{Email, SpiffeId, TrustDomain};
+use sigil_gateway::GatewayError;
 use sigil_gateway::jwt::JwtAuth;
 use sigil_gateway::proxy::Gateway;
 use sigil_gateway::report::DenialReporter;
 use sigil_gateway::routes::Routes;
 use sigil_gateway::upstream::Upstream;
 use sigil_gateway::view::View;
+use sigil_gateway::workers::{WorkerSet, serve_workers};
 use sigil_jwt::{KeySet, MintRequest, SigningKey};
 use sigil_proto::{GatewayAgent, GatewayDenial, GatewayState, RevocationEvent};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub const TRUST_DOMAIN: &str = "example.org";
 pub const GATEWAY_ID: &str = "spiffe://example.org/gateway/crm";
@@ -224,6 +226,8 @@ pub struct TestGateway {
     pub keys: KeySet,
     pub denials: mpsc::Receiver<GatewayDenial>,
     _material: watch::Sender<Option<Arc<X509Material>>>,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<Result<(), GatewayError>>>,
 }
 
 impl TestGateway {
@@ -244,30 +248,52 @@ impl TestGateway {
         jwt.set_jwks(&keys.jwks()).unwrap();
 
         let (reporter, denials) = DenialReporter::new();
-        let gateway = Arc::new(Gateway {
-            view: view.clone(),
-            routes: Arc::new(Routes::parse(ROUTES).unwrap()),
-            jwt,
-            upstream: Upstream::new(&upstream.url, &pki.bundle_pem(), watch.clone()).unwrap(),
-            reporter,
-        });
+        let routes = Arc::new(Routes::parse(ROUTES).unwrap());
+        // Two workers, each with its own upstream client, as on a 2-core machine.
+        let gateways = (0..2)
+            .map(|_| {
+                Arc::new(Gateway {
+                    view: view.clone(),
+                    routes: routes.clone(),
+                    jwt: jwt.clone(),
+                    upstream: Upstream::new(&upstream.url, &pki.bundle_pem(), watch.clone())
+                        .unwrap(),
+                    reporter: reporter.clone(),
+                })
+            })
+            .collect();
         let tls = Arc::new(sigil_gateway::tls::server_config(watch.clone()).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(sigil_gateway::server::serve(
-            listener,
+        let set = WorkerSet {
+            gateways,
             tls,
-            gateway,
-            watch,
-            trust_domain(),
-            std::future::pending(),
-        ));
+            material: watch,
+            trust_domain: trust_domain(),
+        };
+        let (stop, stopped) = oneshot::channel();
+        let served = tokio::spawn(serve_workers(listener, set, async {
+            let _ = stopped.await;
+        }));
         Self {
             addr,
             view,
             keys,
             denials,
             _material: publish,
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    /// Stops accepting and waits until every worker has drained its connections.
+    pub async fn shutdown(&mut self) -> Result<(), GatewayError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.served.take() {
+            Some(served) => served.await.unwrap(),
+            None => Ok(()),
         }
     }
 

@@ -28,7 +28,8 @@ pub struct GlobalArgs {
     )]
     pub data_dir: PathBuf,
 
-    /// Authority URL for admin commands (default: https://<listen address from config.json>).
+    /// Authority URL, such as https://127.0.0.1:8443. Admin commands default to the listen
+    /// address recorded in <data-dir>/config.json; `sigil gateway` requires it.
     #[arg(long, global = true, env = "SIGIL_SERVER")]
     pub server: Option<String>,
 
@@ -171,17 +172,20 @@ pub enum OwnerCommand {
         email: String,
         #[arg(long)]
         name: Option<String>,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// Mark an owner as departed.
     Depart {
         email: String,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// List owners.
     List {
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -202,17 +206,20 @@ pub enum AgentCommand {
         /// Lifetime of the agent's X.509-SVIDs, 1m to 24h (default 15m).
         #[arg(long)]
         ttl: Option<String>,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// List agents.
     List {
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// Show an agent with its credentials and entitlements.
     Show {
         name: String,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -227,6 +234,7 @@ pub enum AgentCommand {
         name: String,
         /// ACTION:RESOURCE
         entitlement: String,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -236,6 +244,7 @@ pub enum AgentCommand {
         /// E-mail of the new owner.
         #[arg(long)]
         owner: String,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -244,6 +253,7 @@ pub enum AgentCommand {
         name: String,
         /// ACTION:RESOURCE
         entitlement: String,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -254,6 +264,7 @@ pub struct StatusArgs {
     pub name: String,
     #[arg(long)]
     pub reason: Option<String>,
+    /// Print the result as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -277,6 +288,7 @@ pub enum TokenCommand {
         /// Lifetime of the token (default 10m).
         #[arg(long)]
         ttl: Option<String>,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -284,6 +296,7 @@ pub enum TokenCommand {
 
 #[derive(Args)]
 pub struct FindingsArgs {
+    /// Print the result as one JSON document.
     #[arg(long)]
     pub json: bool,
     /// Only findings of this kind, such as identity-fork.
@@ -302,6 +315,7 @@ pub struct AuthorizeArgs {
     pub action: String,
     /// Resource, such as `tool:crm/contacts`.
     pub resource: String,
+    /// Print the result as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -315,17 +329,20 @@ pub enum PolicyCommand {
         /// Policy id (default: the file name without extension).
         #[arg(long)]
         id: Option<String>,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// List custom policies.
     List {
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// Remove a custom policy.
     Remove {
         id: String,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -333,6 +350,7 @@ pub enum PolicyCommand {
     /// authority; exits non-zero on any mismatch.
     Test {
         file: PathBuf,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -348,6 +366,7 @@ pub enum ReviewCommand {
         /// Only this owner's agents.
         #[arg(long)]
         owner: Option<String>,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -361,11 +380,13 @@ pub enum ReviewCommand {
         /// Remove every grant beyond the baseline.
         #[arg(long)]
         drop_drift: bool,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// List review items.
     List {
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -375,6 +396,7 @@ pub enum ReviewCommand {
 pub enum AuditCommand {
     /// Check the hash chain of the audit log; exits non-zero at the first broken event.
     Verify {
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -389,6 +411,7 @@ pub enum FindingCommand {
         /// Why the risk is accepted; stored and audited.
         #[arg(long)]
         reason: String,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -406,6 +429,7 @@ pub enum CredentialsCommand {
         /// JSON object from inventory user names to agent names.
         #[arg(long)]
         mapping: Option<PathBuf>,
+        /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
     },

@@ -71,6 +71,16 @@ pub async fn run(global: &GlobalArgs, args: GatewayArgs) -> anyhow::Result<()> {
             DEFAULT_STALENESS
         );
     }
+    if args
+        .audience
+        .as_deref()
+        .is_some_and(|a| a.trim().is_empty())
+    {
+        anyhow::bail!(
+            "--audience must not be empty: Bearer JWT-SVIDs are checked against it (default: the \
+             gateway's SPIFFE ID)"
+        );
+    }
     let options = GatewayOptions {
         listen: args.listen,
         upstream: args.upstream,

@@ -197,3 +197,35 @@ fn decommissioned_agent_denied_at_gateway() {
         "a request after decommission reached the upstream"
     );
 }
+
+#[test]
+fn empty_audience_rejected_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let output = Command::new(sigil_bin())
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+        ])
+        .args(["--server", "https://127.0.0.1:9", "--audience", " "])
+        .arg("--bundle")
+        .arg(dir.path().join("bundle.pem"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "an empty audience must stop the gateway"
+    );
+    assert!(stderr.contains("--audience must not be empty"), "{stderr}");
+    assert!(
+        !dir.path().join("state").exists(),
+        "nothing is written before the options are valid"
+    );
+}

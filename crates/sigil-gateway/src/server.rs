@@ -35,7 +35,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = connection_builder();
     tokio::pin!(shutdown);
 
     loop {
@@ -99,6 +99,30 @@ pub async fn serve(
     {
         tracing::warn!(timeout = ?DRAIN_TIMEOUT, "open connections did not finish in time; closing them");
     }
+}
+
+/// Maximum size of a request's header section, in bytes, over HTTP/1.1 and HTTP/2.
+///
+/// Larger requests get 431 (HTTP/1.1) or a stream error (HTTP/2) at the gateway, before any
+/// check or forwarding; 64 KiB is more than common servers accept (nginx reads at most four
+/// 8 KiB buffers by default).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// How long a client may take to send a request's header section on HTTP/1.1.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the HTTP/1.1 and HTTP/2 connection builder with the gateway's header limits.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(MAX_HEADER_BYTES)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+    builder
 }
 
 /// Checks the client's certificate chain once per connection.

@@ -107,3 +107,21 @@ async fn head_refusal_has_no_content() {
     assert!(response.bytes().await.unwrap().is_empty());
     assert!(upstream.requests().is_empty());
 }
+
+#[tokio::test]
+async fn oversized_header_rejected() {
+    let (pki, upstream, gateway, agent) = setup().await;
+
+    let response = client(&pki, Some(&agent))
+        .get(gateway.url("/contacts/1"))
+        .header("x-big", "b".repeat(200 * 1024))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    assert!(upstream.requests().is_empty());
+}

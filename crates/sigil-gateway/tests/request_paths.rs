@@ -112,16 +112,21 @@ async fn head_refusal_has_no_content() {
 async fn oversized_header_rejected() {
     let (pki, upstream, gateway, agent) = setup().await;
 
-    let response = client(&pki, Some(&agent))
+    let result = client(&pki, Some(&agent))
         .get(gateway.url("/contacts/1"))
         .header("x-big", "b".repeat(200 * 1024))
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    assert_eq!(
-        response.status(),
-        reqwest::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-    );
+    // The gateway answers 431 and closes the connection. When the client is still writing the
+    // header at that moment, it sees the closed connection instead of the answer; what must
+    // never happen is a wait until the client's timeout.
+    match result {
+        Ok(response) => assert_eq!(
+            response.status(),
+            reqwest::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        ),
+        Err(err) => assert!(!err.is_timeout(), "the gateway did not answer: {err}"),
+    }
     assert!(upstream.requests().is_empty());
 }

@@ -218,24 +218,14 @@ impl FromRequestParts<AppState> for DecisionCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let svid = caller_svid(parts, state)?;
-        match Principal::from_id(&svid.spiffe_id, &state.trust_domain) {
-            Some(Principal::Admin(_) | Principal::Gateway(_)) => {}
-            _ => {
-                return Err(ApiError::forbidden(
-                    "decision_caller_required",
-                    format!(
-                        "`{}` may not call the decision API; only admins and gateways \
-                         (spiffe://{}/gateway/<name>) may",
-                        svid.spiffe_id, state.trust_domain
-                    ),
-                ));
-            }
-        }
-        check_issued_and_live(state, parts, &svid).await?;
-        Ok(Self {
-            spiffe_id: svid.spiffe_id.to_string(),
-        })
+        let spiffe_id = admin_or_gateway(
+            parts,
+            state,
+            "decision_caller_required",
+            "call the decision API",
+        )
+        .await?;
+        Ok(Self { spiffe_id })
     }
 }
 
@@ -252,25 +242,42 @@ impl FromRequestParts<AppState> for EnforcementCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let svid = caller_svid(parts, state)?;
-        match Principal::from_id(&svid.spiffe_id, &state.trust_domain) {
-            Some(Principal::Admin(_) | Principal::Gateway(_)) => {}
-            _ => {
-                return Err(ApiError::forbidden(
-                    "gateway_or_admin_required",
-                    format!(
-                        "`{}` may not read revocations or gateway state; only admins and \
-                         gateways (spiffe://{}/gateway/<name>) may",
-                        svid.spiffe_id, state.trust_domain
-                    ),
-                ));
-            }
-        }
-        check_issued_and_live(state, parts, &svid).await?;
-        Ok(Self {
-            spiffe_id: svid.spiffe_id.to_string(),
-        })
+        let spiffe_id = admin_or_gateway(
+            parts,
+            state,
+            "gateway_or_admin_required",
+            "read revocations or gateway state",
+        )
+        .await?;
+        Ok(Self { spiffe_id })
     }
+}
+
+/// Returns the SPIFFE ID of a caller that is an admin or a gateway and presents a certificate
+/// this authority issued and has not revoked; anyone else gets 403 `code`, saying it may not
+/// `operation`.
+async fn admin_or_gateway(
+    parts: &mut Parts,
+    state: &AppState,
+    code: &'static str,
+    operation: &str,
+) -> Result<String, ApiError> {
+    let svid = caller_svid(parts, state)?;
+    match Principal::from_id(&svid.spiffe_id, &state.trust_domain) {
+        Some(Principal::Admin(_) | Principal::Gateway(_)) => {}
+        _ => {
+            return Err(ApiError::forbidden(
+                code,
+                format!(
+                    "`{}` may not {operation}; only admins and gateways \
+                     (spiffe://{}/gateway/<name>) may",
+                    svid.spiffe_id, state.trust_domain
+                ),
+            ));
+        }
+    }
+    check_issued_and_live(state, parts, &svid).await?;
+    Ok(svid.spiffe_id.to_string())
 }
 
 /// A gateway caller, `spiffe://<td>/gateway/<name>`, presenting a certificate this authority

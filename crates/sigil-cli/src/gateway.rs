@@ -31,7 +31,7 @@ pub struct GatewayArgs {
     pub bundle: PathBuf,
 
     /// One-time join token from `sigil token create --gateway NAME`; needed only when --state
-    /// holds no valid SVID.
+    /// contains no valid SVID.
     #[arg(long, env = "SIGIL_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
 
@@ -48,8 +48,8 @@ pub struct GatewayArgs {
     #[arg(long)]
     pub audience: Option<String>,
 
-    /// How long the gateway keeps deciding without an event or heartbeat from the authority;
-    /// after that it answers 503.
+    /// How long the gateway keeps deciding without an event or heartbeat from the authority.
+    /// After that it returns 503 to every request.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub staleness: Duration,
 

@@ -92,8 +92,8 @@ impl AuthorityClient {
     /// `POST /v1/gateway/denials`.
     ///
     /// A batch the authority rejects as invalid (a 4xx other than 408 and 429) would be rejected
-    /// again on every retry, so it is returned as [`DenialReport::Rejected`] for the caller to
-    /// drop; other failures are errors worth retrying.
+    /// again on every retry. It is returned as [`DenialReport::Rejected`] for the caller to drop,
+    /// and every other failure is an error worth retrying.
     pub async fn report_denials(
         &self,
         batch: &GatewayDenialBatch,
@@ -197,7 +197,7 @@ async fn check_status(
     })
 }
 
-/// What the authority did with a batch of denials.
+/// The outcome of reporting a batch of denials to the authority.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DenialReport {
     /// Every denial of the batch is in the audit log.

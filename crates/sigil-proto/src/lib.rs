@@ -415,10 +415,10 @@ pub struct GatewayState {
 /// One event of `GET /v1/revocations` (server-sent events).
 ///
 /// Each SSE message has `id: <seq>`, `event: <kind>` and this JSON as `data`. Heartbeats carry
-/// the current `seq` and are not stored; every other event is stored, so a client that
+/// the current `seq` and are not stored. Every other event is stored, so a client that
 /// reconnects with `Last-Event-ID: N` (or `?since=N`) receives every event after `N`. When `N`
-/// is older than what the authority keeps, the stream starts with a `resync` event and the client
-/// reloads `/v1/gateway/state`.
+/// is older than the oldest kept event or newer than the newest, the stream starts with a
+/// `resync` event, and the client reloads `/v1/gateway/state`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RevocationEvent {
@@ -455,7 +455,7 @@ pub enum RevocationEvent {
 }
 
 impl RevocationEvent {
-    /// The event's sequence number.
+    /// Returns the event's sequence number.
     pub fn seq(&self) -> u64 {
         match self {
             Self::Revoke { seq, .. }
@@ -466,7 +466,7 @@ impl RevocationEvent {
         }
     }
 
-    /// The SSE `event:` name, such as `revoke` or `agent-status`.
+    /// Returns the SSE `event:` name, such as `revoke` or `agent-status`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Revoke { .. } => "revoke",
@@ -497,7 +497,7 @@ pub struct GatewayDenial {
     /// Short machine-readable reason, such as `policy`, `revoked`, `inactive-agent`,
     /// `no-route`, `bad-token`, `stale`.
     pub reason: String,
-    /// The HTTP status the gateway answered with.
+    /// The HTTP status of the gateway's response.
     pub status: u16,
 }
 

@@ -141,7 +141,7 @@ async fn main() {
     let _ = server.await;
 }
 
-/// What each client sends.
+/// The request each client sends.
 #[derive(Clone, Copy)]
 enum Load {
     Healthz,
@@ -237,7 +237,8 @@ async fn run_load(
     result
 }
 
-/// A decision request; a quarter of them name a resource outside the agent's entitlements.
+/// Builds a decision request. With `outside`, the resource is outside the agent's entitlements,
+/// which the caller chooses for a quarter of the requests.
 fn authorize_request(agent: usize, outside: bool) -> hyper::Request<String> {
     let resource = if outside {
         format!("tool:erp/{agent}")
@@ -265,8 +266,8 @@ fn get(path: &str) -> hyper::Request<String> {
         .expect("request")
 }
 
-/// The client TLS configuration: the bundle as the only root, the admin identity as the client
-/// certificate (a gateway presents its own SVID the same way).
+/// Builds the client TLS configuration, with the bundle as the only root and the admin identity
+/// as the client certificate. A gateway presents its own SVID the same way.
 fn client_tls(bundle: &str, chain: &str, key: &str) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(bundle.as_bytes()) {

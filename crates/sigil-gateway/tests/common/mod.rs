@@ -354,7 +354,7 @@ pub fn state(seq: u64, policy_version: u64, status: &str, revoked: Vec<String>) 
     }
 }
 
-/// An HTTPS client that trusts the bundle and presents `credential` when given.
+/// Builds an HTTPS client that trusts the bundle and presents `credential` when given.
 pub fn client(pki: &Pki, credential: Option<&Credential>) -> reqwest::Client {
     reqwest::Client::builder()
         .use_preconfigured_tls(client_tls(pki, credential))
@@ -397,7 +397,7 @@ pub async fn raw_request(
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// The rustls client configuration of a test client: the test bundle as the only root, and
+/// Builds the rustls configuration of a test client, with the test bundle as the only root and
 /// `credential` as the client certificate when given.
 pub fn client_tls(pki: &Pki, credential: Option<&Credential>) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();

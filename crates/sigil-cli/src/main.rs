@@ -17,6 +17,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::args::{Cli, Command, PolicyCommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);

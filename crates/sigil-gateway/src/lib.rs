@@ -25,6 +25,7 @@ pub mod authority;
 mod denial;
 mod error;
 pub mod jwt;
+pub mod link;
 pub mod proxy;
 pub mod report;
 pub mod request_path;

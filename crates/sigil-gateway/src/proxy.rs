@@ -7,10 +7,12 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use sigil_ca::LeafSvid;
+use sigil_core::SpiffeId;
 use time::OffsetDateTime;
 
 use crate::denial::{Denial, DenyKind, error_body};
 use crate::jwt::JwtAuth;
+use crate::link::UpstreamLink;
 use crate::report::DenialReporter;
 use crate::request_path::canonical_path;
 use crate::routes::Routes;
@@ -39,18 +41,38 @@ pub struct Gateway {
 }
 
 /// The caller's verified identity and the credential kind it used.
-struct Authenticated {
-    caller: Caller,
-    /// True for a Bearer token, which is removed before forwarding.
-    bearer: bool,
+enum Authenticated<'a> {
+    /// The connection's client certificate, checked at the handshake.
+    Certificate(&'a LeafSvid),
+    /// The subject of a Bearer JWT-SVID, which is removed before forwarding.
+    Bearer(SpiffeId),
+}
+
+impl Authenticated<'_> {
+    fn caller(&self) -> Caller<'_> {
+        match self {
+            Self::Certificate(leaf) => Caller {
+                spiffe_id: &leaf.spiffe_id,
+                serial_hex: Some(&leaf.serial_hex),
+            },
+            Self::Bearer(subject) => Caller {
+                spiffe_id: subject,
+                serial_hex: None,
+            },
+        }
+    }
 }
 
 impl Gateway {
     /// Handles one request from a connection whose certificate status is `identity`.
+    ///
+    /// `link` is the connection's own upstream connection (see [`crate::link`]); without one,
+    /// the request goes through the shared pool.
     pub async fn handle(
         &self,
         mut request: Request<Incoming>,
         identity: &ConnectionIdentity,
+        link: Option<&UpstreamLink>,
     ) -> Response<ProxyBody> {
         // Both clones share the request's storage: no allocation for the standard methods.
         let method = request.method().clone();
@@ -78,11 +100,11 @@ impl Gateway {
                          separators"
                     ),
                 )
-                .for_principal(authenticated.caller.spiffe_id.as_str());
+                .for_principal(authenticated.caller().spiffe_id.as_str());
                 return self.refuse(denial, method, path, None);
             }
         };
-        let agent = match self.view.decide(&authenticated.caller, route) {
+        let agent = match self.view.decide(&authenticated.caller(), route) {
             Ok(agent) => agent,
             Err(denial) => return self.refuse(denial, method, path, route),
         };
@@ -101,11 +123,11 @@ impl Gateway {
         }
 
         let forwarded = ForwardedIdentity {
-            spiffe_id: &agent.spiffe_id,
-            owner: &agent.owner,
-            strip_authorization: authenticated.bearer,
+            agent: agent.agent_header.as_ref(),
+            owner: agent.owner_header.as_ref(),
+            strip_authorization: matches!(authenticated, Authenticated::Bearer(_)),
         };
-        match self.upstream.forward(request, &forwarded).await {
+        match self.upstream.forward(request, &forwarded, link).await {
             Ok(response) => {
                 tracing::debug!(agent = %agent.name, %method, %path, status = %response.status(), "request forwarded");
                 response
@@ -121,11 +143,11 @@ impl Gateway {
         }
     }
 
-    async fn authenticate(
+    async fn authenticate<'a>(
         &self,
         request: &Request<Incoming>,
-        identity: &ConnectionIdentity,
-    ) -> Result<Authenticated, Denial> {
+        identity: &'a ConnectionIdentity,
+    ) -> Result<Authenticated<'a>, Denial> {
         match identity {
             ConnectionIdentity::Rejected(denial) => Err(denial.clone()),
             ConnectionIdentity::Certificate(leaf) => {
@@ -138,24 +160,12 @@ impl Gateway {
                     )
                     .for_principal(leaf.spiffe_id.as_str()));
                 }
-                Ok(Authenticated {
-                    caller: Caller {
-                        spiffe_id: leaf.spiffe_id.clone(),
-                        serial_hex: Some(leaf.serial_hex.clone()),
-                    },
-                    bearer: false,
-                })
+                Ok(Authenticated::Certificate(leaf))
             }
             ConnectionIdentity::Anonymous => {
                 let token = bearer_token(request.headers().get(header::AUTHORIZATION))?;
                 let claims = self.jwt.verify(token).await?;
-                Ok(Authenticated {
-                    caller: Caller {
-                        spiffe_id: claims.subject,
-                        serial_hex: None,
-                    },
-                    bearer: true,
-                })
+                Ok(Authenticated::Bearer(claims.subject))
             }
         }
     }

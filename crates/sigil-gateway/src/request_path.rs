@@ -16,11 +16,16 @@
 //! The route is matched against the canonical path, and the canonical path is what the upstream
 //! receives.
 
+use std::borrow::Cow;
+
 /// Maximum length of a request path, in bytes.
 pub const MAX_PATH_LEN: usize = 8 * 1024;
 
 /// Returns the canonical form of `path`, or a sentence saying why it is rejected.
-pub fn canonical_path(path: &str) -> Result<String, String> {
+///
+/// A path without escapes is its own canonical form when it passes the checks, and is returned
+/// borrowed.
+pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, String> {
     if path.len() > MAX_PATH_LEN {
         return Err(format!(
             "the request path is {} bytes, more than the maximum of {MAX_PATH_LEN}",
@@ -37,17 +42,25 @@ pub fn canonical_path(path: &str) -> Result<String, String> {
 }
 
 /// Decodes percent-encoded unreserved characters and upper-cases the hex of other escapes.
-fn decode_unreserved(path: &str) -> Result<String, String> {
+fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, String> {
     let bytes = path.as_bytes();
+    if !bytes.contains(&b'%') {
+        if bytes
+            .iter()
+            .any(|byte| *byte == b'\\' || byte.is_ascii_control())
+        {
+            return Err(forbidden_character());
+        }
+        return Ok(Cow::Borrowed(path));
+    }
+
     let mut out = String::with_capacity(path.len());
     let mut index = 0;
     while index < bytes.len() {
         let byte = bytes[index];
         if byte != b'%' {
             if byte == b'\\' || byte.is_ascii_control() {
-                return Err(
-                    "the request path must not contain a backslash or a control character".into(),
-                );
+                return Err(forbidden_character());
             }
             // `path` is a `&str`, so copying the bytes between escapes keeps valid UTF-8; copy
             // a whole character at a time.
@@ -78,7 +91,11 @@ fn decode_unreserved(path: &str) -> Result<String, String> {
         }
         index += 3;
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
+}
+
+fn forbidden_character() -> String {
+    "the request path must not contain a backslash or a control character".into()
 }
 
 /// Rejects dot segments and empty segments; a single trailing slash is allowed.
@@ -198,6 +215,7 @@ mod tests {
         fn accepted_paths_are_canonical(path in "/[a-zA-Z0-9%./\\\\~_-]{0,40}") {
             if let Ok(canonical) = canonical_path(&path) {
                 proptest::prop_assert_eq!(canonical_path(&canonical), Ok(canonical.clone()));
+                proptest::prop_assert_eq!(path.contains('%'), matches!(canonical, Cow::Owned(_)));
                 let inner = canonical.trim_start_matches('/').trim_end_matches('/');
                 for segment in inner.split('/').filter(|_| !inner.is_empty()) {
                     proptest::prop_assert!(segment != "." && segment != ".." && !segment.is_empty());

@@ -29,6 +29,8 @@ pub struct Routes {
 /// One `[[route]]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// The route's position in the file, from 0.
+    index: usize,
     path: PathPattern,
     /// Upper-case method, or `None` for every method.
     method: Option<String>,
@@ -90,7 +92,7 @@ impl Routes {
             .into_iter()
             .enumerate()
             .map(|(index, entry)| {
-                Route::from_entry(entry).map_err(|detail| {
+                Route::from_entry(index, entry).map_err(|detail| {
                     GatewayError::Routes(format!("route {}: {detail}", index + 1))
                 })
             })
@@ -133,7 +135,12 @@ fn reject_shadowed(routes: &[Route]) -> Result<(), GatewayError> {
 }
 
 impl Route {
-    fn from_entry(entry: RouteEntry) -> Result<Self, String> {
+    /// The route's position in the routes file, from 0; the verdict memo indexes by it.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    fn from_entry(index: usize, entry: RouteEntry) -> Result<Self, String> {
         if !entry.path.starts_with('/') {
             return Err(format!("`path` must start with `/`, not `{}`", entry.path));
         }
@@ -182,6 +189,7 @@ impl Route {
             .map_err(|err| format!("`action` and `resource` do not form an entitlement: {err}"))?;
 
         Ok(Self {
+            index,
             path,
             method,
             action: entry.action,

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::link::{Driven, UpstreamLink};
 use crate::proxy::{ConnectionIdentity, Gateway};
 use crate::tls::verify_client_chain;
 
@@ -78,15 +79,22 @@ pub async fn serve(
                 &material,
                 &trust_domain,
             ));
-            let service = service_fn(move |request| {
-                let gateway = gateway.clone();
-                let identity = identity.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(gateway.handle(request, &identity).await)
-                }
-            });
+            let link = Arc::new(UpstreamLink::default());
+            let service = {
+                let link = link.clone();
+                service_fn(move |request| {
+                    let gateway = gateway.clone();
+                    let identity = identity.clone();
+                    let link = link.clone();
+                    async move {
+                        let response = gateway.handle(request, &identity, Some(&link)).await;
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                })
+            };
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(err) = watcher.watch(connection.into_owned()).await {
+            let connection = Driven::new(watcher.watch(connection.into_owned()), link);
+            if let Err(err) = connection.await {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
             }
         });

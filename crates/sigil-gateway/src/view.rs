@@ -20,6 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use http::HeaderValue;
 use sigil_core::{AgentName, AgentStatus, Email, Entitlement, SpiffeId};
 use sigil_policy::{AgentRecord, PolicyStore, PrincipalRef, Request, Snapshot};
 use sigil_proto::{GatewayState, RevocationEvent};
@@ -35,15 +36,20 @@ pub struct AgentEntry {
     pub name: String,
     pub spiffe_id: String,
     pub owner: String,
+    /// The status in the policy layer; a stream event may have changed it since.
     pub status: String,
+    /// `spiffe_id` and `owner` as header values, prepared once per policy layer; `None` for a
+    /// value that cannot be a header value, which is then left out.
+    pub agent_header: Option<HeaderValue>,
+    pub owner_header: Option<HeaderValue>,
 }
 
 /// The authenticated caller of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub spiffe_id: SpiffeId,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller<'a> {
+    pub spiffe_id: &'a SpiffeId,
     /// Serial hex of the client certificate; `None` for a Bearer JWT-SVID.
-    pub serial_hex: Option<String>,
+    pub serial_hex: Option<&'a str>,
 }
 
 /// The action the stream handler takes after applying an event.
@@ -62,7 +68,7 @@ struct PolicyLayer {
     policy_version: u64,
     snapshot: Snapshot,
     /// Agents by SPIFFE ID.
-    agents: HashMap<String, AgentEntry>,
+    agents: HashMap<String, Arc<AgentEntry>>,
     /// Serials revoked as of `seq`, copied into the live layer when the layer is installed.
     revoked: HashSet<String>,
     /// Verdicts of `snapshot`, so that a repeated request skips the Cedar evaluation.
@@ -263,7 +269,11 @@ impl View {
     ///
     /// The checks run in order and the first failure denies: a fresh view, a known agent, an
     /// unrevoked certificate, an active agent, a matching route, then the policy set.
-    pub fn decide(&self, caller: &Caller, route: Option<&Route>) -> Result<AgentEntry, Denial> {
+    pub fn decide(
+        &self,
+        caller: &Caller<'_>,
+        route: Option<&Route>,
+    ) -> Result<Arc<AgentEntry>, Denial> {
         let principal = caller.spiffe_id.as_str();
         if self.is_stale() {
             return Err(self.stale_denial().for_principal(principal));
@@ -280,14 +290,14 @@ impl View {
             .for_principal(principal));
         };
 
-        let status = {
+        {
             let live = self.live.read().map_err(|_| {
                 Denial::new(
                     DenyKind::Stale,
                     "the gateway's revocation state is unavailable",
                 )
             })?;
-            if let Some(serial) = &caller.serial_hex
+            if let Some(serial) = caller.serial_hex
                 && live.revoked.contains(serial)
             {
                 return Err(Denial::new(
@@ -296,19 +306,20 @@ impl View {
                 )
                 .for_principal(principal));
             }
-            live.statuses
+            let status = live
+                .statuses
                 .get(principal)
-                .map_or_else(|| agent.status.clone(), |(status, _)| status.clone())
-        };
-        if status != AgentStatus::Active.as_str() {
-            return Err(Denial::new(
-                DenyKind::InactiveAgent,
-                format!(
-                    "agent `{}` is {status}; only active agents may call this service",
-                    agent.name
-                ),
-            )
-            .for_principal(principal));
+                .map_or(agent.status.as_str(), |(status, _)| status.as_str());
+            if status != AgentStatus::Active.as_str() {
+                return Err(Denial::new(
+                    DenyKind::InactiveAgent,
+                    format!(
+                        "agent `{}` is {status}; only active agents may call this service",
+                        agent.name
+                    ),
+                )
+                .for_principal(principal));
+            }
         }
 
         let Some(route) = route else {
@@ -318,18 +329,15 @@ impl View {
             )
             .for_principal(principal));
         };
-        let allowed =
-            layer
-                .verdicts
-                .get_or_decide(principal, &route.action, &route.resource, || {
-                    let decision = layer.snapshot.authorize(&Request {
-                        principal: PrincipalRef::SpiffeId(&caller.spiffe_id),
-                        action: &route.action,
-                        resource: &route.resource,
-                        context: serde_json::Value::Null,
-                    });
-                    decision.is_allowed()
-                });
+        let allowed = layer.verdicts.get_or_decide(principal, route.index(), || {
+            let decision = layer.snapshot.authorize(&Request {
+                principal: PrincipalRef::SpiffeId(caller.spiffe_id),
+                action: &route.action,
+                resource: &route.resource,
+                context: serde_json::Value::Null,
+            });
+            decision.is_allowed()
+        });
         if !allowed {
             return Err(Denial::new(
                 DenyKind::Policy,
@@ -341,9 +349,7 @@ impl View {
             .for_principal(principal));
         }
 
-        let mut allowed = agent.clone();
-        allowed.status = status;
-        Ok(allowed)
+        Ok(agent.clone())
     }
 
     /// Builds the 503 denial of a stale view, with its age.
@@ -393,12 +399,14 @@ fn build_layer(state: GatewayState) -> Result<PolicyLayer, GatewayError> {
         }
         agents.insert(
             agent.spiffe_id.clone(),
-            AgentEntry {
+            Arc::new(AgentEntry {
+                agent_header: HeaderValue::from_str(&agent.spiffe_id).ok(),
+                owner_header: HeaderValue::from_str(&agent.owner).ok(),
                 name: agent.name,
                 spiffe_id: agent.spiffe_id,
                 owner: agent.owner,
                 status: agent.status,
-            },
+            }),
         );
     }
     for policy in &state.policies {
@@ -466,10 +474,13 @@ mod tests {
         }
     }
 
-    fn caller(serial: &str) -> Caller {
+    static AGENT_ID: std::sync::LazyLock<SpiffeId> =
+        std::sync::LazyLock::new(|| SpiffeId::parse(AGENT).unwrap());
+
+    fn caller(serial: &'static str) -> Caller<'static> {
         Caller {
-            spiffe_id: SpiffeId::parse(AGENT).unwrap(),
-            serial_hex: Some(serial.into()),
+            spiffe_id: &AGENT_ID,
+            serial_hex: Some(serial),
         }
     }
 

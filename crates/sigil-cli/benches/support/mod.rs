@@ -331,7 +331,8 @@ impl Gateway {
                 .arg("--state")
                 .arg(&state)
                 .arg("--routes")
-                .arg(&routes),
+                .arg(&routes)
+                .args(extra_gateway_args()),
             &dir.join("gateway.log"),
         );
         wait_listening(addr, &mut process).await;
@@ -345,6 +346,16 @@ impl Gateway {
     pub fn log(&self) -> String {
         self.process.log()
     }
+}
+
+/// Extra `sigil gateway` options from `SIGIL_BENCH_GATEWAY_ARGS` (split on spaces), for
+/// comparing settings such as `--workers` with the same benchmark.
+fn extra_gateway_args() -> Vec<String> {
+    std::env::var("SIGIL_BENCH_GATEWAY_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Returns the nginx binary from `PATH` or Debian's `/usr/sbin`.

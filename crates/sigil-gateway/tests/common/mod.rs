@@ -11,6 +11,7 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -143,12 +144,15 @@ pub struct Seen {
 
 type Recorded = Arc<Mutex<Vec<Seen>>>;
 
-/// An HTTP upstream on a loopback port that records every request. `GET /events` answers with
-/// server-sent events whose pace the test controls through `events`.
+/// An HTTP upstream on a loopback port that records every request and counts the connections
+/// it accepts. `GET /events` answers with server-sent events whose pace the test controls
+/// through `events`; a path ending in `/close` is answered with `connection: close`, after which
+/// the upstream closes the connection.
 pub struct RecordingUpstream {
     pub url: String,
     pub seen: Recorded,
     pub events: mpsc::Sender<Bytes>,
+    pub connections: Arc<AtomicUsize>,
 }
 
 impl RecordingUpstream {
@@ -159,10 +163,13 @@ impl RecordingUpstream {
         let (events, receiver) = mpsc::channel::<Bytes>(16);
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
 
+        let connections = Arc::new(AtomicUsize::new(0));
         let recorded = seen.clone();
+        let accepted = connections.clone();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let recorded = recorded.clone();
                 let receiver = receiver.clone();
                 tokio::spawn(async move {
@@ -181,11 +188,17 @@ impl RecordingUpstream {
             url: format!("http://{addr}"),
             seen,
             events,
+            connections,
         }
     }
 
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The number of connections the upstream has accepted.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
@@ -199,6 +212,12 @@ fn answer(
         path: request.uri().path().to_owned(),
         headers: request.headers().clone(),
     });
+    if request.uri().path().ends_with("/close") {
+        return Response::builder()
+            .header("connection", "close")
+            .body(Full::new(Bytes::from_static(b"closing")).boxed())
+            .unwrap();
+    }
     if request.uri().path() != "/events" {
         return Response::new(Full::new(Bytes::from_static(b"hello from upstream")).boxed());
     }
@@ -232,6 +251,11 @@ pub struct TestGateway {
 
 impl TestGateway {
     pub async fn start(pki: &Pki, upstream: &RecordingUpstream, staleness: Duration) -> Self {
+        Self::start_for_url(pki, &upstream.url, staleness).await
+    }
+
+    /// Starts a gateway in front of `upstream_url`, which need not be listening.
+    pub async fn start_for_url(pki: &Pki, upstream_url: &str, staleness: Duration) -> Self {
         let now = OffsetDateTime::now_utc();
         let own = pki.issue(GATEWAY_ID, now);
         let material =
@@ -256,7 +280,7 @@ impl TestGateway {
                     view: view.clone(),
                     routes: routes.clone(),
                     jwt: jwt.clone(),
-                    upstream: Upstream::new(&upstream.url, &pki.bundle_pem(), watch.clone())
+                    upstream: Upstream::new(upstream_url, &pki.bundle_pem(), watch.clone())
                         .unwrap(),
                     reporter: reporter.clone(),
                 })
@@ -373,18 +397,7 @@ pub async fn raw_request(
     method: &str,
     target: &str,
 ) -> (u16, String) {
-    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_tls(pki, Some(credential))))
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-
+    let mut sender = open_connection(pki, credential, gateway).await;
     let request = http::Request::builder()
         .method(method)
         .uri(http::Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())).unwrap())
@@ -395,6 +408,27 @@ pub async fn raw_request(
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Opens one mutual-TLS HTTP/1.1 connection to the gateway, on which the caller sends requests
+/// one after another.
+pub async fn open_connection(
+    pki: &Pki,
+    credential: &Credential,
+    gateway: &TestGateway,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_tls(pki, Some(credential))))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
 }
 
 /// Builds the rustls configuration of a test client, with the test bundle as the only root and

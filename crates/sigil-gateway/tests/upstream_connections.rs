@@ -1,0 +1,189 @@
+//! How the gateway connects to the upstream: one kept connection per HTTP/1.1 client
+//! connection, a new one when the upstream closes it, the shared pool for HTTP/2 clients, and
+//! 502 when the upstream cannot be reached.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{
+    AGENT_ID, Credential, OWNER, Pki, RecordingUpstream, TestGateway, client_tls, error_code,
+    open_connection,
+};
+use http::StatusCode;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use time::OffsetDateTime;
+
+async fn setup() -> (Pki, RecordingUpstream, TestGateway, Credential) {
+    let pki = Pki::new();
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(&pki, &upstream, Duration::from_secs(10)).await;
+    let agent = pki.issue(AGENT_ID, OffsetDateTime::now_utc());
+    (pki, upstream, gateway, agent)
+}
+
+/// Sends `GET path` on an open connection and returns the status and body.
+async fn send(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> (StatusCode, String) {
+    sender.ready().await.unwrap();
+    let request = http::Request::get(path)
+        .header("host", "localhost")
+        .body(Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn each_client_connection_keeps_one_upstream_connection() {
+    let (pki, upstream, gateway, agent) = setup().await;
+
+    let mut first = open_connection(&pki, &agent, &gateway).await;
+    for index in 0..5 {
+        let (status, body) = send(&mut first, &format!("/contacts/{index}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, "hello from upstream");
+    }
+    assert_eq!(
+        upstream.connection_count(),
+        1,
+        "five requests, one upstream connection"
+    );
+
+    let mut second = open_connection(&pki, &agent, &gateway).await;
+    let (status, _) = send(&mut second, "/contacts/9").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        upstream.connection_count(),
+        2,
+        "a second client connection opens its own"
+    );
+
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 6);
+    let upstream_authority = upstream.url.trim_start_matches("http://");
+    for request in &seen {
+        assert_eq!(request.headers["host"], upstream_authority);
+        assert_eq!(request.headers["x-sigil-agent"], AGENT_ID);
+        assert_eq!(request.headers["x-sigil-owner"], OWNER);
+    }
+}
+
+#[tokio::test]
+async fn connection_closed_by_the_upstream_is_opened_again() {
+    let (pki, upstream, gateway, agent) = setup().await;
+    let mut connection = open_connection(&pki, &agent, &gateway).await;
+
+    // The upstream answers this one with `connection: close` and closes its side.
+    let (status, body) = send(&mut connection, "/contacts/close").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "closing");
+
+    // The client's connection to the gateway stays open; the next request needs a new
+    // upstream connection, whether or not the gateway has noticed the close yet.
+    let (status, body) = send(&mut connection, "/contacts/1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "hello from upstream");
+
+    // Once the close has been seen, too.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, _) = send(&mut connection, "/contacts/close").await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, _) = send(&mut connection, "/contacts/2").await;
+    assert_eq!(status, StatusCode::OK);
+
+    assert_eq!(upstream.connection_count(), 3);
+    assert_eq!(upstream.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn http2_client_forwarded_through_the_shared_pool() {
+    let (pki, upstream, gateway, agent) = setup().await;
+    let client = http2_client(&pki, &agent);
+
+    let requests = (0..4).map(|index| {
+        let client = client.clone();
+        let url = gateway.url(&format!("/contacts/{index}"));
+        async move { client.get(url).send().await.unwrap() }
+    });
+    let responses = futures_join_all(requests).await;
+
+    for response in responses {
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.text().await.unwrap(), "hello from upstream");
+    }
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 4);
+    for request in &seen {
+        assert_eq!(request.headers["x-sigil-agent"], AGENT_ID);
+    }
+}
+
+#[tokio::test]
+async fn unreachable_upstream_answered_with_502() {
+    let pki = Pki::new();
+    // A port that was free a moment ago and has no listener now.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let gateway = TestGateway::start_for_url(&pki, &url, Duration::from_secs(10)).await;
+    let agent = pki.issue(AGENT_ID, OffsetDateTime::now_utc());
+
+    let mut connection = open_connection(&pki, &agent, &gateway).await;
+    let (status, body) = send(&mut connection, "/contacts/1").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(body.contains("upstream_unavailable"), "{body}");
+    assert!(
+        !body.contains("127.0.0.1"),
+        "the error must not reveal the upstream: {body}"
+    );
+
+    // The client connection survives the failure.
+    let (status, _) = send(&mut connection, "/contacts/2").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+
+    // HTTP/2 requests, which use the pool, fail the same way.
+    let client = http2_client(&pki, &agent);
+    let response = client.get(gateway.url("/contacts/3")).send().await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(error_code(response).await, "upstream_unavailable");
+}
+
+/// An HTTPS client that offers only HTTP/2 by ALPN and presents `agent`.
+fn http2_client(pki: &Pki, agent: &Credential) -> reqwest::Client {
+    let mut tls = client_tls(pki, Some(agent));
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Runs the futures at the same time and returns their outputs in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
+}

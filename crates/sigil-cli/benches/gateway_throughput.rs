@@ -255,7 +255,10 @@ http {{
     }}
 }}
 "#,
-        main = nginx_main_config(dir, "auto"),
+        main = nginx_main_config(
+            dir,
+            &std::env::var("SIGIL_BENCH_NGINX_WORKERS").unwrap_or_else(|_| "auto".into())
+        ),
         temp = nginx_temp_paths(dir),
         state = gateway_state.display(),
         data = data.display(),

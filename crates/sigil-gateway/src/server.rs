@@ -4,9 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use sigil_agent::mtls::MaterialWatch;
@@ -36,7 +36,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let builder = connection_builder();
+    let builders = Arc::new(ConnectionBuilders::new());
     tokio::pin!(shutdown);
 
     loop {
@@ -59,7 +59,7 @@ pub async fn serve(
         let gateway = gateway.clone();
         let material = material.clone();
         let trust_domain = trust_domain.clone();
-        let builder = builder.clone();
+        let builders = builders.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -79,22 +79,37 @@ pub async fn serve(
                 &material,
                 &trust_domain,
             ));
-            let link = Arc::new(UpstreamLink::default());
-            let service = {
-                let link = link.clone();
-                service_fn(move |request| {
+            // HTTP/2 over TLS is chosen by ALPN (RFC 9113 section 3.2); anything else is
+            // HTTP/1.1.
+            let served = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let service = service_fn(move |request| {
                     let gateway = gateway.clone();
                     let identity = identity.clone();
-                    let link = link.clone();
                     async move {
-                        let response = gateway.handle(request, &identity, Some(&link)).await;
+                        let response = gateway.handle(request, &identity, None).await;
                         Ok::<_, std::convert::Infallible>(response)
                     }
-                })
+                });
+                let connection = builders.http2.serve_connection(TokioIo::new(tls), service);
+                watcher.watch(connection).await
+            } else {
+                let link = Arc::new(UpstreamLink::default());
+                let service = {
+                    let link = link.clone();
+                    service_fn(move |request| {
+                        let gateway = gateway.clone();
+                        let identity = identity.clone();
+                        let link = link.clone();
+                        async move {
+                            let response = gateway.handle(request, &identity, Some(&link)).await;
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    })
+                };
+                let connection = builders.http1.serve_connection(TokioIo::new(tls), service);
+                Driven::new(watcher.watch(connection), link).await
             };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            let connection = Driven::new(watcher.watch(connection.into_owned()), link);
-            if let Err(err) = connection.await {
+            if let Err(err) = served {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
             }
         });
@@ -119,18 +134,25 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long a client may take to send a request's header section on HTTP/1.1.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Builds the HTTP/1.1 and HTTP/2 connection builder with the gateway's header limits.
-fn connection_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .max_buf_size(MAX_HEADER_BYTES)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder
-        .http2()
-        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
-    builder
+/// The HTTP/1.1 and HTTP/2 connection builders, with the gateway's header limits.
+struct ConnectionBuilders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl ConnectionBuilders {
+    fn new() -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .max_buf_size(MAX_HEADER_BYTES)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+        Self { http1, http2 }
+    }
 }
 
 /// Checks the client's certificate chain once per connection.

@@ -1,5 +1,6 @@
 //! One request through the gateway: authenticate, decide, forward or refuse.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -15,9 +16,9 @@ use crate::jwt::JwtAuth;
 use crate::link::UpstreamLink;
 use crate::report::DenialReporter;
 use crate::request_path::canonical_path;
-use crate::routes::Routes;
+use crate::routes::{Route, Routes};
 use crate::upstream::{ForwardedIdentity, ProxyBody, Upstream};
-use crate::view::{Caller, View};
+use crate::view::{AgentEntry, Caller, View};
 
 /// The result of the client-certificate check of one connection.
 #[derive(Debug, Clone)]
@@ -38,6 +39,16 @@ pub struct Gateway {
     pub jwt: Arc<JwtAuth>,
     pub upstream: Upstream,
     pub reporter: DenialReporter,
+}
+
+/// A request that passed every check, and what forwarding it needs.
+struct Checked<'a> {
+    agent: Arc<AgentEntry>,
+    route: &'a Route,
+    /// The canonical path, when it differs from the request's.
+    rewrite: Option<String>,
+    /// True for a Bearer token, which is removed before forwarding.
+    bearer: bool,
 }
 
 /// The caller's verified identity and the credential kind it used.
@@ -74,42 +85,16 @@ impl Gateway {
         identity: &ConnectionIdentity,
         link: Option<&UpstreamLink>,
     ) -> Response<ProxyBody> {
-        // Both clones share the request's storage: no allocation for the standard methods.
+        // The clone shares the request's storage: no allocation for the standard methods.
         let method = request.method().clone();
-        let uri = request.uri().clone();
-        let (method, path) = (method.as_str(), uri.path());
-        // Routes are matched against the canonical path, and only that path is forwarded (see
-        // `request_path`).
-        let canonical = canonical_path(path);
-        let route = canonical
-            .as_deref()
-            .ok()
-            .and_then(|canonical| self.routes.find(method, canonical));
+        let method = method.as_str();
+        let checked = match self.check(&request, method, identity).await {
+            Ok(checked) => checked,
+            Err(refusal) => return refusal,
+        };
 
-        let authenticated = match self.authenticate(&request, identity).await {
-            Ok(authenticated) => authenticated,
-            Err(denial) => return self.refuse(denial, method, path, route),
-        };
-        let canonical = match canonical {
-            Ok(canonical) => canonical,
-            Err(reason) => {
-                let denial = Denial::new(
-                    DenyKind::InvalidPath,
-                    format!(
-                        "{reason}; send the path without dot segments, empty segments or escaped \
-                         separators"
-                    ),
-                )
-                .for_principal(authenticated.caller().spiffe_id.as_str());
-                return self.refuse(denial, method, path, None);
-            }
-        };
-        let agent = match self.view.decide(&authenticated.caller(), route) {
-            Ok(agent) => agent,
-            Err(denial) => return self.refuse(denial, method, path, route),
-        };
-        if canonical != path {
-            match with_path(&uri, &canonical) {
+        if let Some(canonical) = checked.rewrite {
+            match with_path(request.uri(), &canonical) {
                 Ok(rewritten) => *request.uri_mut() = rewritten,
                 Err(err) => {
                     tracing::error!(error = %err, "cannot rebuild the request URI with the canonical path");
@@ -122,18 +107,19 @@ impl Gateway {
             }
         }
 
+        let (agent, route) = (&checked.agent, checked.route);
         let forwarded = ForwardedIdentity {
             agent: agent.agent_header.as_ref(),
             owner: agent.owner_header.as_ref(),
-            strip_authorization: matches!(authenticated, Authenticated::Bearer(_)),
+            strip_authorization: checked.bearer,
         };
         match self.upstream.forward(request, &forwarded, link).await {
             Ok(response) => {
-                tracing::debug!(agent = %agent.name, %method, %path, status = %response.status(), "request forwarded");
+                tracing::debug!(agent = %agent.name, %method, action = %route.action, resource = %route.resource, status = %response.status(), "request forwarded");
                 response
             }
             Err(err) => {
-                tracing::warn!(agent = %agent.name, %method, %path, error = %err, "upstream request failed");
+                tracing::warn!(agent = %agent.name, %method, action = %route.action, resource = %route.resource, error = %err, "upstream request failed");
                 json_error(
                     StatusCode::BAD_GATEWAY,
                     "upstream_unavailable",
@@ -141,6 +127,55 @@ impl Gateway {
                 )
             }
         }
+    }
+
+    /// Authenticates the caller, canonicalises the path, finds the route and decides, without
+    /// copying the request's path; a failed check comes back as the refusal to send.
+    async fn check<'a>(
+        &'a self,
+        request: &Request<Incoming>,
+        method: &str,
+        identity: &ConnectionIdentity,
+    ) -> Result<Checked<'a>, Response<ProxyBody>> {
+        let path = request.uri().path();
+        // Routes are matched against the canonical path, and only that path is forwarded (see
+        // `request_path`).
+        let canonical = canonical_path(path);
+        let route = canonical
+            .as_deref()
+            .ok()
+            .and_then(|canonical| self.routes.find(method, canonical));
+
+        let authenticated = self
+            .authenticate(request, identity)
+            .await
+            .map_err(|denial| self.refuse(denial, method, path, route))?;
+        let canonical = canonical.map_err(|reason| {
+            let denial = Denial::new(
+                DenyKind::InvalidPath,
+                format!(
+                    "{reason}; send the path without dot segments, empty segments or escaped \
+                     separators"
+                ),
+            )
+            .for_principal(authenticated.caller().spiffe_id.as_str());
+            self.refuse(denial, method, path, None)
+        })?;
+        let (agent, route) = self
+            .view
+            .decide(&authenticated.caller(), route)
+            .map_err(|denial| self.refuse(denial, method, path, route))?;
+
+        Ok(Checked {
+            agent,
+            route,
+            // Only a path with escapes can differ from its canonical form.
+            rewrite: match canonical {
+                Cow::Owned(canonical) if canonical != path => Some(canonical),
+                _ => None,
+            },
+            bearer: matches!(authenticated, Authenticated::Bearer(_)),
+        })
     }
 
     async fn authenticate<'a>(

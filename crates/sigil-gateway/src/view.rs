@@ -265,15 +265,16 @@ impl View {
         }
     }
 
-    /// Decides whether `caller` may use `route`, and returns the agent to forward as.
+    /// Decides whether `caller` may use `route`, and returns the agent to forward as with the
+    /// route it was allowed on.
     ///
     /// The checks run in order and the first failure denies: a fresh view, a known agent, an
     /// unrevoked certificate, an active agent, a matching route, then the policy set.
-    pub fn decide(
+    pub fn decide<'r>(
         &self,
         caller: &Caller<'_>,
-        route: Option<&Route>,
-    ) -> Result<Arc<AgentEntry>, Denial> {
+        route: Option<&'r Route>,
+    ) -> Result<(Arc<AgentEntry>, &'r Route), Denial> {
         let principal = caller.spiffe_id.as_str();
         if self.is_stale() {
             return Err(self.stale_denial().for_principal(principal));
@@ -349,7 +350,7 @@ impl View {
             .for_principal(principal));
         }
 
-        Ok(agent.clone())
+        Ok((agent.clone(), route))
     }
 
     /// Builds the 503 denial of a stale view, with its age.

@@ -23,6 +23,7 @@
 
 pub mod authority;
 mod denial;
+pub mod driven;
 mod error;
 pub mod jwt;
 pub mod link;

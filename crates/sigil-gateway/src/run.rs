@@ -170,6 +170,7 @@ pub async fn run_gateway(
         tls,
         material,
         trust_domain,
+        idle_timeout: crate::server::DEFAULT_IDLE_TIMEOUT,
     };
     let served = serve_workers(listener, set, shutdown).await;
 

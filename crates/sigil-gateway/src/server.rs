@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::link::{Driven, UpstreamLink};
+use crate::driven::{Activity, Driven, GuardedBody, IdleDeadline};
+use crate::link::UpstreamLink;
 use crate::proxy::{ConnectionIdentity, Gateway};
 use crate::tls::verify_client_chain;
 
@@ -26,12 +27,15 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then drains open connections.
+///
+/// An HTTP/1.1 connection that serves no request for `idle_timeout` is closed.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     gateway: Arc<Gateway>,
     material: MaterialWatch,
     trust_domain: TrustDomain,
+    idle_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -94,20 +98,27 @@ pub async fn serve(
                 watcher.watch(connection).await
             } else {
                 let link = Arc::new(UpstreamLink::default());
+                let activity = Activity::new();
                 let service = {
-                    let link = link.clone();
+                    let (link, activity) = (link.clone(), activity.clone());
                     service_fn(move |request| {
                         let gateway = gateway.clone();
                         let identity = identity.clone();
                         let link = link.clone();
+                        let guard = activity.begin();
                         async move {
                             let response = gateway.handle(request, &identity, Some(&link)).await;
+                            let response = response.map(|body| GuardedBody::new(body, guard));
                             Ok::<_, std::convert::Infallible>(response)
                         }
                     })
                 };
                 let connection = builders.http1.serve_connection(TokioIo::new(tls), service);
-                Driven::new(watcher.watch(connection), link).await
+                let idle = IdleDeadline::new(activity, idle_timeout);
+                match Driven::new(watcher.watch(connection), link, Some(idle)).await {
+                    Some(served) => served,
+                    None => Ok(()),
+                }
             };
             if let Err(err) = served {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
@@ -131,8 +142,9 @@ pub async fn serve(
 /// 8 KiB buffers by default).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// How long a client may take to send a request's header section on HTTP/1.1.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an HTTP/1.1 connection may go without serving a request before the gateway closes
+/// it: an idle keep-alive connection, or one whose client sends a header section too slowly.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The HTTP/1.1 and HTTP/2 connection builders, with the gateway's header limits.
 struct ConnectionBuilders {
@@ -142,11 +154,10 @@ struct ConnectionBuilders {
 
 impl ConnectionBuilders {
     fn new() -> Self {
+        // The idle deadline of `Driven` bounds the time to send a header section, instead of a
+        // timer that hyper would arm and cancel for every request.
         let mut http1 = http1::Builder::new();
-        http1
-            .max_buf_size(MAX_HEADER_BYTES)
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+        http1.max_buf_size(MAX_HEADER_BYTES);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())

@@ -433,7 +433,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::link::Driven;
+    use crate::driven::Driven;
 
     /// Returns a `Request<Incoming>` for `GET path`, as the gateway's server hands it over, by
     /// sending the request through a hyper server on an in-memory stream.
@@ -527,8 +527,9 @@ mod tests {
         };
 
         let request = incoming_request("/contacts/1").await;
-        let body = Driven::new(exchange(&link, request), link.clone())
+        let body = Driven::new(exchange(&link, request), link.clone(), None)
             .await
+            .expect("no idle deadline")
             .unwrap();
         assert_eq!(&body[..], b"ok");
         close.notify_one();

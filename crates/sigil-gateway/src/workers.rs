@@ -12,6 +12,7 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ServerConfig;
 use sigil_agent::mtls::MaterialWatch;
@@ -28,6 +29,8 @@ pub struct WorkerSet {
     pub tls: Arc<ServerConfig>,
     pub material: MaterialWatch,
     pub trust_domain: TrustDomain,
+    /// How long an HTTP/1.1 connection may serve no request before it is closed.
+    pub idle_timeout: Duration,
 }
 
 /// The number of workers: `requested`, or else one per available core.
@@ -59,6 +62,7 @@ pub async fn serve_workers(
             tls: set.tls.clone(),
             material: set.material.clone(),
             trust_domain: set.trust_domain.clone(),
+            idle_timeout: set.idle_timeout,
             stopped: stopped.clone(),
         };
         match std::thread::Builder::new()
@@ -119,6 +123,7 @@ struct Worker {
     tls: Arc<ServerConfig>,
     material: MaterialWatch,
     trust_domain: TrustDomain,
+    idle_timeout: Duration,
     stopped: watch::Receiver<bool>,
 }
 
@@ -158,6 +163,7 @@ impl Worker {
             self.gateway,
             self.material,
             self.trust_domain,
+            self.idle_timeout,
             shutdown,
         )
         .await;

@@ -1,6 +1,6 @@
-//! How the gateway connects to the upstream: one kept connection per HTTP/1.1 client
-//! connection, a new one when the upstream closes it, the shared pool for HTTP/2 clients, and
-//! 502 when the upstream cannot be reached.
+//! How the gateway handles connections: one kept upstream connection per HTTP/1.1 client
+//! connection, a new one when the upstream closes it, the shared pool for HTTP/2 clients, 502
+//! when the upstream cannot be reached, and the idle timeout of client connections.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    AGENT_ID, Credential, OWNER, Pki, RecordingUpstream, TestGateway, client_tls, error_code,
-    open_connection,
+    AGENT_ID, Credential, IDLE_TIMEOUT, OWNER, Pki, RecordingUpstream, TestGateway, client,
+    client_tls, error_code, open_connection,
 };
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
@@ -160,6 +160,83 @@ async fn unreachable_upstream_answered_with_502() {
     assert_eq!(response.version(), http::Version::HTTP_2);
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(error_code(response).await, "upstream_unavailable");
+}
+
+#[tokio::test]
+async fn idle_client_connection_closed_after_the_timeout() {
+    let (pki, _upstream, gateway, agent) = setup().await;
+    let mut connection = open_connection(&pki, &agent, &gateway).await;
+    let (status, _) = send(&mut connection, "/contacts/1").await;
+    assert_eq!(status, StatusCode::OK);
+
+    tokio::time::sleep(IDLE_TIMEOUT * 3).await;
+    assert!(
+        connection.is_closed(),
+        "the gateway keeps an idle connection open past its idle timeout"
+    );
+}
+
+#[tokio::test]
+async fn slow_header_section_closed_after_the_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (pki, upstream, gateway, agent) = setup().await;
+    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&pki, Some(&agent))))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+    tls.write_all(b"GET /contacts/1 HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+
+    // One header byte every 100 ms never completes the header section.
+    let started = std::time::Instant::now();
+    let closed = async {
+        let mut buffer = [0_u8; 256];
+        loop {
+            tokio::select! {
+                read = tls.read(&mut buffer) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                () = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if tls.write_all(b"x").await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(IDLE_TIMEOUT * 6, closed)
+        .await
+        .expect("the gateway kept a connection whose header section never ended");
+    assert!(started.elapsed() >= IDLE_TIMEOUT);
+    assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn response_stream_outlives_the_idle_timeout() {
+    let (pki, upstream, gateway, agent) = setup().await;
+    let mut response = client(&pki, Some(&agent))
+        .get(gateway.url("/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The stream is silent for longer than the idle timeout, then goes on.
+    tokio::time::sleep(IDLE_TIMEOUT * 3).await;
+    let event = Bytes::from_static(b"data: late\n\n");
+    upstream.events.send(event.clone()).await.unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        .await
+        .expect("the event arrived")
+        .unwrap()
+        .unwrap();
+    assert_eq!(chunk, event);
 }
 
 /// An HTTPS client that offers only HTTP/2 by ALPN and presents `agent`.

@@ -46,6 +46,9 @@ pub const GATEWAY_ID: &str = "spiffe://example.org/gateway/crm";
 pub const AGENT_ID: &str = "spiffe://example.org/agent/crm-bot";
 pub const OWNER: &str = "alice@example.org";
 
+/// The test gateway's idle timeout, short so that tests can wait it out.
+pub const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
+
 pub const ROUTES: &str = r#"
 [[route]]
 path = "/contacts/*"
@@ -294,6 +297,7 @@ impl TestGateway {
             tls,
             material: watch,
             trust_domain: trust_domain(),
+            idle_timeout: IDLE_TIMEOUT,
         };
         let (stop, stopped) = oneshot::channel();
         let served = tokio::spawn(serve_workers(listener, set, async {

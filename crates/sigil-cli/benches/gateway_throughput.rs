@@ -11,7 +11,8 @@
 //! Both proxies serve the gateway's SVID, verify the client chain against the trust bundle and
 //! reuse keep-alive connections to the upstream. The gateway also applies the SPIFFE leaf rules
 //! once per connection, and for each request the revocation and status checks, the route lookup
-//! and a Cedar decision, and adds `X-Sigil-Agent` and `X-Sigil-Owner`. nginx checks the CRL once
+//! and a policy decision (memoised per policy snapshot), and adds `X-Sigil-Agent` and
+//! `X-Sigil-Owner`. nginx checks the CRL once
 //! per connection and adds the client serial as a header. nginx runs one worker per core; access
 //! logging is off in nginx, and the gateway logs allowed requests only at debug level.
 //!
@@ -19,6 +20,9 @@
 //! all of them alike; the summary gives each target's median round.
 //!
 //! Run: `cargo bench -p sigil-cli --bench gateway_throughput -- [CONNECTIONS] [SECONDS] [ROUNDS]`
+//!
+//! `SIGIL_BENCH_GATEWAY_ARGS` adds options to `sigil gateway` (for example `--workers 1`), and
+//! `SIGIL_BENCH_NGINX_WORKERS` sets nginx's `worker_processes` (default `auto`).
 
 #![allow(
     clippy::expect_used,
@@ -209,6 +213,11 @@ fn summarise(targets: &[Target], results: &mut [Vec<LoadResult>]) {
     }
 }
 
+/// Returns nginx's `worker_processes`: `SIGIL_BENCH_NGINX_WORKERS`, or `auto` (one per core).
+fn nginx_workers() -> String {
+    std::env::var("SIGIL_BENCH_NGINX_WORKERS").unwrap_or_else(|_| "auto".into())
+}
+
 /// An nginx configuration for an mTLS reverse proxy to `upstream`, with the gateway's SVID as
 /// the serving certificate, Sigil's bundle and CRL, and a pool of keep-alive upstream
 /// connections.
@@ -255,10 +264,7 @@ http {{
     }}
 }}
 "#,
-        main = nginx_main_config(
-            dir,
-            &std::env::var("SIGIL_BENCH_NGINX_WORKERS").unwrap_or_else(|_| "auto".into())
-        ),
+        main = nginx_main_config(dir, &nginx_workers()),
         temp = nginx_temp_paths(dir),
         state = gateway_state.display(),
         data = data.display(),

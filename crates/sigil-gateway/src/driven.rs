@@ -3,9 +3,9 @@
 //!
 //! Every wake-up of one part used to send the whole task through the scheduler again, and every
 //! request armed and cancelled a timer for its header section. [`Driven`] gives each part its own
-//! waker, which records the wake-up, and goes round the woken parts in one poll: a response that
-//! arrives from the upstream is written to the client, and a request the client connection hands
-//! over is written upstream, without another trip through the scheduler.
+//! waker, which records the wake-up, and goes round the woken parts in one poll. A response that
+//! arrives from the upstream is thus written to the client without another trip through the
+//! scheduler, and so is a request that the client connection hands to the upstream.
 //!
 //! The idle deadline replaces a timer per request with one per connection, re-armed only when it
 //! fires: a connection that has served no request for the idle timeout, whether it is silent or
@@ -50,7 +50,7 @@ const PARTS: usize = 3;
 
 impl<F: Future> Driven<F> {
     /// Serves `server`, drives `link`'s upstream connection in the same task, and closes the
-    /// connection once `idle` says it has been idle too long.
+    /// connection once it has been idle for the timeout of `idle`.
     pub fn new(server: F, link: Arc<UpstreamLink>, idle: Option<IdleDeadline>) -> Self {
         let wakes = Arc::new(Wakes::default());
         let wakers = [SERVER, UPSTREAM, DEADLINE].map(|part| {
@@ -79,7 +79,7 @@ impl<F: Future> Future for Driven<F> {
         for _ in 0..PASSES_PER_POLL {
             this.wakes.polling.store(true, Ordering::SeqCst);
             // Upstream first, so that a response that has arrived reaches the client in this
-            // pass; the client connection may then hand the upstream a request, which the next
+            // pass. The client connection may then hand the upstream a request, which the next
             // pass writes.
             if this.wakes.take(UPSTREAM) | this.link.take_fresh() {
                 this.link
@@ -195,7 +195,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// A connection that starts idle now.
+    /// Creates the activity of a connection that starts idle now.
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             epoch: Instant::now(),
@@ -229,7 +229,7 @@ impl Drop for RequestGuard {
         let activity = &self.0;
         let elapsed = u64::try_from(activity.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         // The end time is stored before the count drops, so that a deadline computed from a
-        // count of zero sees it.
+        // count of zero reads it.
         activity.idle_since_ms.store(elapsed, Ordering::SeqCst);
         activity.serving.fetch_sub(1, Ordering::SeqCst);
     }
@@ -276,7 +276,7 @@ impl IdleDeadline {
     }
 }
 
-/// A response body that holds its request's [`RequestGuard`] until the body is dropped.
+/// A response body that keeps its request's [`RequestGuard`] until the body is dropped.
 pub struct GuardedBody<B> {
     inner: B,
     _guard: RequestGuard,
@@ -316,7 +316,7 @@ mod tests {
     use super::*;
     use crate::link::ConnectionDriver;
 
-    /// A connection future that counts its polls and ends after `polls` of them.
+    /// Builds a connection future that counts its polls and ends after `polls` of them.
     fn counting_driver(polls: usize, counter: Arc<AtomicUsize>) -> ConnectionDriver {
         Box::pin(std::future::poll_fn(move |cx| {
             let seen = counter.fetch_add(1, Ordering::SeqCst) + 1;
@@ -330,7 +330,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn driven_polls_the_upstream_connection_until_it_closes() {
+    async fn upstream_polled_until_closed() {
         let link = Arc::new(UpstreamLink::default());
         let polls = Arc::new(AtomicUsize::new(0));
         link.install(counting_driver(3, polls.clone()));
@@ -348,7 +348,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn driven_ends_with_the_client_connection() {
+    async fn ends_with_client_connection() {
         let link = Arc::new(UpstreamLink::default());
         let polls = Arc::new(AtomicUsize::new(0));
         link.install(counting_driver(usize::MAX, polls.clone()));
@@ -408,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn half_woken_during_a_poll_is_polled_again_without_waking_the_task() {
+    fn woken_part_polled_in_same_call() {
         let waker = Arc::new(Mutex::new(None));
         let server = Scripted {
             script: vec![true, false],
@@ -432,7 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn unwoken_half_is_not_polled() {
+    fn unwoken_part_not_polled() {
         let waker = Arc::new(Mutex::new(None));
         let server = Scripted {
             script: vec![false, false],
@@ -451,7 +451,7 @@ mod tests {
     }
 
     #[test]
-    fn half_that_always_wakes_itself_yields_to_the_runtime() {
+    fn self_waking_part_yields() {
         let server = Scripted {
             script: vec![true; 100],
             polls: 0,
@@ -470,7 +470,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn idle_connection_closed_after_the_timeout() {
+    async fn idle_connection_closed() {
         let activity = Activity::new();
         let timeout = Duration::from_secs(30);
         let idle = IdleDeadline::new(activity.clone(), timeout);
@@ -489,7 +489,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn request_in_progress_keeps_the_connection_open() {
+    async fn request_in_progress_keeps_open() {
         let activity = Activity::new();
         let timeout = Duration::from_secs(30);
         let idle = IdleDeadline::new(activity.clone(), timeout);
@@ -521,7 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn guarded_body_ends_the_request_when_dropped() {
+    fn guarded_body_drop_ends_request() {
         let activity = Activity::new();
         let body = GuardedBody::new(
             http_body_util::Full::new(Bytes::from_static(b"x")),

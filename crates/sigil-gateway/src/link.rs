@@ -36,7 +36,8 @@ pub struct UpstreamLink {
 pub(crate) struct LinkState {
     /// The request half; `None` while a request is being handed over, or before the first one.
     pub(crate) sender: Option<SendRequest<Incoming>>,
-    /// The connection half, polled by [`Driven`]; `None` once the connection has closed.
+    /// The connection half, polled by [`crate::driven::Driven`]; `None` once the connection
+    /// has closed.
     pub(crate) driver: Option<ConnectionDriver>,
 }
 
@@ -84,7 +85,7 @@ impl UpstreamLink {
         self.fresh.swap(false, Ordering::SeqCst)
     }
 
-    /// Polls the upstream connection, if one is open, and forgets it once it has closed.
+    /// Polls the upstream connection, if one is open, and drops it once it has closed.
     pub(crate) fn poll_connection(&self, cx: &mut Context<'_>) {
         let mut state = self.lock();
         if let Some(driver) = state.driver.as_mut()

@@ -130,7 +130,7 @@ impl Gateway {
     }
 
     /// Authenticates the caller, canonicalises the path, finds the route and decides, without
-    /// copying the request's path; a failed check comes back as the refusal to send.
+    /// copying the request's path. A failed check returns the refusal to send.
     async fn check<'a>(
         &'a self,
         request: &Request<Incoming>,

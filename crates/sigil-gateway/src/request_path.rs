@@ -23,8 +23,8 @@ pub const MAX_PATH_LEN: usize = 8 * 1024;
 
 /// Returns the canonical form of `path`, or a sentence saying why it is rejected.
 ///
-/// A path without escapes is its own canonical form when it passes the checks, and is returned
-/// borrowed.
+/// Returns a path without escapes borrowed, because it is its own canonical form when it passes
+/// the checks.
 pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, String> {
     if path.len() > MAX_PATH_LEN {
         return Err(format!(

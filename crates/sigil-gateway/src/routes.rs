@@ -135,7 +135,8 @@ fn reject_shadowed(routes: &[Route]) -> Result<(), GatewayError> {
 }
 
 impl Route {
-    /// The route's position in the routes file, from 0; the verdict memo indexes by it.
+    /// Returns the route's position in the routes file, from 0, by which the verdict memo
+    /// indexes.
     pub fn index(&self) -> usize {
         self.index
     }

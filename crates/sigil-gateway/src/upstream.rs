@@ -211,10 +211,10 @@ impl Upstream {
         mut request: Request<Incoming>,
         link: &UpstreamLink,
     ) -> Result<Response<Incoming>, GatewayError> {
-        let mut kept = link.take_sender();
+        let mut reusable = link.take_sender();
         loop {
-            let reused = kept.is_some();
-            let mut sender = match kept.take() {
+            let reused = reusable.is_some();
+            let mut sender = match reusable.take() {
                 Some(sender) => sender,
                 None => self.connect(link).await?,
             };
@@ -299,8 +299,8 @@ where
 }
 
 impl Upstream {
-    /// The upstream path and query for a request to `uri`: the base URL's path, then the
-    /// request's path and query.
+    /// Builds the upstream path and query for a request to `uri`: the base URL's path, then
+    /// the request's path and query.
     fn target_path(&self, uri: &Uri) -> Result<PathAndQuery, GatewayError> {
         match uri.path_and_query() {
             // Shares the request's storage instead of copying it.
@@ -313,12 +313,12 @@ impl Upstream {
         }
     }
 
-    /// The origin-form URI (`/path?query`) sent on a connection of the client's own.
+    /// Builds the origin-form URI (`/path?query`) sent on a connection of the client's own.
     fn origin_form(&self, uri: &Uri) -> Result<Uri, GatewayError> {
         Ok(Uri::from(self.target_path(uri)?))
     }
 
-    /// The absolute URI the pooled client needs to pick a connection.
+    /// Builds the absolute URI that the pooled client needs to pick a connection.
     fn absolute_form(&self, uri: &Uri) -> Result<Uri, GatewayError> {
         Uri::builder()
             .scheme(self.scheme.clone())
@@ -470,7 +470,7 @@ mod tests {
     }
 
     /// An upstream that answers one request per connection with `200 ok` and keep-alive
-    /// framing, then closes the connection when told to through the returned `Notify`, and
+    /// framing, then closes the connection once the returned `Notify` is notified, and
     /// counts connections.
     async fn one_answer_upstream() -> (
         String,
@@ -509,7 +509,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn request_sent_again_when_the_kept_connection_closed_unnoticed() {
+    async fn unsent_request_retried_on_new_connection() {
         let (url, connections, close, mut closes) = one_answer_upstream().await;
         let (_sender, material) = tokio::sync::watch::channel(None);
         let upstream = Upstream::new(&url, "", material).unwrap();

@@ -38,8 +38,8 @@ pub struct AgentEntry {
     pub owner: String,
     /// The status in the policy layer; a stream event may have changed it since.
     pub status: String,
-    /// `spiffe_id` and `owner` as header values, prepared once per policy layer; `None` for a
-    /// value that cannot be a header value, which is then left out.
+    /// `spiffe_id` and `owner` as header values, prepared once per policy layer. A value that
+    /// cannot be a header value is `None` and is left out.
     pub agent_header: Option<HeaderValue>,
     pub owner_header: Option<HeaderValue>,
 }

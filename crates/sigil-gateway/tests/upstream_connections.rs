@@ -1,6 +1,6 @@
-//! How the gateway handles connections: one kept upstream connection per HTTP/1.1 client
-//! connection, a new one when the upstream closes it, the shared pool for HTTP/2 clients, 502
-//! when the upstream cannot be reached, and the idle timeout of client connections.
+//! How the gateway handles connections. Each HTTP/1.1 client connection keeps one upstream
+//! connection and opens a new one when the upstream closes it. HTTP/2 clients use the shared
+//! pool. An unreachable upstream gives 502, and idle client connections are closed.
 
 #![allow(
     clippy::unwrap_used,
@@ -45,7 +45,7 @@ async fn send(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> (StatusCode
 }
 
 #[tokio::test]
-async fn each_client_connection_keeps_one_upstream_connection() {
+async fn one_upstream_connection_per_client() {
     let (pki, upstream, gateway, agent) = setup().await;
 
     let mut first = open_connection(&pki, &agent, &gateway).await;
@@ -80,17 +80,17 @@ async fn each_client_connection_keeps_one_upstream_connection() {
 }
 
 #[tokio::test]
-async fn connection_closed_by_the_upstream_is_opened_again() {
+async fn closed_upstream_connection_reopened() {
     let (pki, upstream, gateway, agent) = setup().await;
     let mut connection = open_connection(&pki, &agent, &gateway).await;
 
-    // The upstream answers this one with `connection: close` and closes its side.
+    // The upstream responds to this one with `connection: close` and closes its side.
     let (status, body) = send(&mut connection, "/contacts/close").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, "closing");
 
-    // The client's connection to the gateway stays open; the next request needs a new
-    // upstream connection, whether or not the gateway has noticed the close yet.
+    // The client's connection to the gateway stays open. The next request needs a new upstream
+    // connection, whether or not the gateway has noticed the close yet.
     let (status, body) = send(&mut connection, "/contacts/1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, "hello from upstream");
@@ -108,7 +108,7 @@ async fn connection_closed_by_the_upstream_is_opened_again() {
 }
 
 #[tokio::test]
-async fn http2_client_forwarded_through_the_shared_pool() {
+async fn http2_uses_shared_pool() {
     let (pki, upstream, gateway, agent) = setup().await;
     let client = http2_client(&pki, &agent);
 
@@ -132,7 +132,7 @@ async fn http2_client_forwarded_through_the_shared_pool() {
 }
 
 #[tokio::test]
-async fn unreachable_upstream_answered_with_502() {
+async fn unreachable_upstream_gives_502() {
     let pki = Pki::new();
     // A port that was free a moment ago and has no listener now.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -163,7 +163,7 @@ async fn unreachable_upstream_answered_with_502() {
 }
 
 #[tokio::test]
-async fn idle_client_connection_closed_after_the_timeout() {
+async fn idle_client_connection_closed() {
     let (pki, _upstream, gateway, agent) = setup().await;
     let mut connection = open_connection(&pki, &agent, &gateway).await;
     let (status, _) = send(&mut connection, "/contacts/1").await;
@@ -177,7 +177,7 @@ async fn idle_client_connection_closed_after_the_timeout() {
 }
 
 #[tokio::test]
-async fn slow_header_section_closed_after_the_timeout() {
+async fn slow_header_section_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let (pki, upstream, gateway, agent) = setup().await;
@@ -218,7 +218,7 @@ async fn slow_header_section_closed_after_the_timeout() {
 }
 
 #[tokio::test]
-async fn response_stream_outlives_the_idle_timeout() {
+async fn quiet_stream_outlives_idle_timeout() {
     let (pki, upstream, gateway, agent) = setup().await;
     let mut response = client(&pki, Some(&agent))
         .get(gateway.url("/events"))
@@ -239,7 +239,7 @@ async fn response_stream_outlives_the_idle_timeout() {
     assert_eq!(chunk, event);
 }
 
-/// An HTTPS client that offers only HTTP/2 by ALPN and presents `agent`.
+/// Builds an HTTPS client that offers only HTTP/2 by ALPN and presents `agent`.
 fn http2_client(pki: &Pki, agent: &Credential) -> reqwest::Client {
     let mut tls = client_tls(pki, Some(agent));
     tls.alpn_protocols = vec![b"h2".to_vec()];

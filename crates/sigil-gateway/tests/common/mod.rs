@@ -148,9 +148,9 @@ pub struct Seen {
 type Recorded = Arc<Mutex<Vec<Seen>>>;
 
 /// An HTTP upstream on a loopback port that records every request and counts the connections
-/// it accepts. `GET /events` answers with server-sent events whose pace the test controls
-/// through `events`; a path ending in `/close` is answered with `connection: close`, after which
-/// the upstream closes the connection.
+/// it accepts. `GET /events` responds with server-sent events whose pace the test controls
+/// through `events`. The response to a path ending in `/close` carries `connection: close`, and
+/// the upstream then closes the connection.
 pub struct RecordingUpstream {
     pub url: String,
     pub seen: Recorded,
@@ -199,7 +199,7 @@ impl RecordingUpstream {
         self.seen.lock().unwrap().clone()
     }
 
-    /// The number of connections the upstream has accepted.
+    /// Returns the number of connections the upstream has accepted.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }

@@ -7,8 +7,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum GatewayError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// A file could not be read. The message leaves the cause to the error's source, which
+    /// error reports print after it.
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]
@@ -43,8 +44,8 @@ pub enum GatewayError {
     #[error("{0}")]
     Upstream(String),
 
-    /// The listening socket could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The listening socket could not be bound; the cause is the error's source.
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
         #[source]
@@ -58,5 +59,31 @@ impl GatewayError {
             path: path.display().to_string(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_cause_reported_once() {
+        let err = GatewayError::io(
+            std::path::Path::new("/etc/missing.toml"),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        // Prints the message and its sources as the `sigil` binary's error report does.
+        let mut report = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            report.push_str(": ");
+            report.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        assert_eq!(report.matches("not found").count(), 1, "{report}");
+        assert!(
+            report.starts_with("cannot read /etc/missing.toml: "),
+            "{report}"
+        );
     }
 }

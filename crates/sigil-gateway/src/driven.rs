@@ -469,31 +469,34 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn idle_connection_closed() {
-        let activity = Activity::new();
-        let timeout = Duration::from_secs(30);
-        let idle = IdleDeadline::new(activity.clone(), timeout);
-        let started = tokio::time::Instant::now();
+    /// The idle timeout of the deadline tests.
+    const TIMEOUT: Duration = Duration::from_secs(30);
 
+    /// Drives a client connection that never ends with `activity`'s idle deadline, and returns
+    /// how long it ran before the deadline closed it.
+    async fn time_until_closed(activity: Arc<Activity>) -> Duration {
+        let started = tokio::time::Instant::now();
         let output = Driven::new(
             std::future::pending::<()>(),
             Arc::new(UpstreamLink::default()),
-            Some(idle),
+            Some(IdleDeadline::new(activity, TIMEOUT)),
         )
         .await;
+        assert_eq!(output, None, "closed by the idle deadline");
+        started.elapsed()
+    }
 
-        assert_eq!(output, None);
-        assert!(started.elapsed() >= timeout);
-        assert!(started.elapsed() < timeout + Duration::from_secs(1));
+    #[tokio::test(start_paused = true)]
+    async fn idle_connection_closed() {
+        let elapsed = time_until_closed(Activity::new()).await;
+
+        assert!(elapsed >= TIMEOUT);
+        assert!(elapsed < TIMEOUT + Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]
     async fn request_in_progress_keeps_open() {
         let activity = Activity::new();
-        let timeout = Duration::from_secs(30);
-        let idle = IdleDeadline::new(activity.clone(), timeout);
-        let started = tokio::time::Instant::now();
 
         // A request starts at once and ends after 100 s, as a long response stream would.
         let guard = activity.begin();
@@ -501,17 +504,10 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(100)).await;
             drop(guard);
         });
-        let output = Driven::new(
-            std::future::pending::<()>(),
-            Arc::new(UpstreamLink::default()),
-            Some(idle),
-        )
-        .await;
+        let elapsed = time_until_closed(activity).await;
 
-        assert_eq!(output, None);
-        let elapsed = started.elapsed();
         assert!(
-            elapsed >= Duration::from_secs(130),
+            elapsed >= Duration::from_secs(100) + TIMEOUT,
             "closed {elapsed:?} after the start, before the request's end plus the timeout"
         );
         assert!(

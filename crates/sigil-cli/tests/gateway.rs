@@ -107,6 +107,11 @@ fn start_gateway(authority: &Authority, port: u16, upstream: &str, token: &str) 
 
 /// Calls the gateway with the agent's certificate; returns the HTTP status (0 when no answer).
 fn call(authority: &Authority, port: u16, agent: &Path) -> u16 {
+    call_path(authority, port, agent, "/contacts/1")
+}
+
+/// Sends `GET path` to the gateway with the agent's certificate; returns the HTTP status.
+fn call_path(authority: &Authority, port: u16, agent: &Path, path: &str) -> u16 {
     let output = authority.curl(&[
         "-s",
         "-o",
@@ -117,7 +122,7 @@ fn call(authority: &Authority, port: u16, agent: &Path) -> u16 {
         agent.join("svid.pem").to_str().unwrap(),
         "--key",
         agent.join("svid.key").to_str().unwrap(),
-        &format!("https://localhost:{port}/contacts/1"),
+        &format!("https://localhost:{port}{path}"),
     ]);
     String::from_utf8_lossy(&output.stdout)
         .trim()
@@ -143,9 +148,11 @@ fn wait_for_status(
     None
 }
 
-#[test]
-fn decommissioned_agent_denied_at_gateway() {
-    let authority = Authority::start();
+/// Registers `crm-bot` with `read:tool:crm/*`, enrols it, and starts a gateway that forwards
+/// its requests; returns the agent's directory, the gateway, its port and the upstream's count.
+fn ready_gateway(
+    authority: &Authority,
+) -> (std::path::PathBuf, GatewayProcess, u16, Arc<AtomicUsize>) {
     authority.sigil_ok(&["owner", "add", "alice@example.org"]);
     authority.sigil_ok(&[
         "agent",
@@ -171,15 +178,76 @@ fn decommissioned_agent_denied_at_gateway() {
         .to_owned();
     let (upstream, upstream_count) = start_upstream();
     let port = free_port();
-    let gateway = start_gateway(&authority, port, &upstream, &gateway_token);
+    let gateway = start_gateway(authority, port, &upstream, &gateway_token);
 
-    let ready = wait_for_status(&authority, port, &agent, 200, Duration::from_secs(30));
+    let ready = wait_for_status(authority, port, &agent, 200, Duration::from_secs(30));
     assert!(
         ready.is_some(),
         "the gateway never forwarded the agent's request\ngateway log:\n{}\nserver log:\n{}",
         gateway.log(),
         authority.server_log()
     );
+    (agent, gateway, port, upstream_count)
+}
+
+#[test]
+fn connect_denial_audited_with_others() {
+    let authority = Authority::start();
+    let (agent, gateway, port, _upstream_count) = ready_gateway(&authority);
+    // Refusals while the gateway was loading its state may still be on their way, so only
+    // the denials of this test are counted.
+    let audited = |pattern: &str| {
+        authority.sql_rows(&format!(
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'gateway.denied' \
+             AND details LIKE '{pattern}'"
+        ))[0]["n"]
+            .as_i64()
+            .unwrap()
+    };
+    let others = "%\"path\":\"/other/%";
+    let connect = "%\"method\":\"CONNECT\"%\"path\":\"127.0.0.1:9\"%";
+
+    // Three refusals of the agent and, in the same second, a `CONNECT host:port` without a
+    // certificate: its authority-form target has no path, and it must not cost the others
+    // their audit events.
+    for index in 0..3 {
+        assert_eq!(
+            call_path(&authority, port, &agent, &format!("/other/{index}")),
+            403
+        );
+    }
+    let connected = authority.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--http1.1",
+        "-X",
+        "CONNECT",
+        "--request-target",
+        "127.0.0.1:9",
+        &format!("https://localhost:{port}"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&connected.stdout).trim(), "401");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while audited(others) + audited(connect) < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = gateway.log();
+    assert_eq!(
+        audited(others),
+        3,
+        "every refusal is audited\ngateway log:\n{log}"
+    );
+    assert_eq!(audited(connect), 1, "gateway log:\n{log}");
+}
+
+#[test]
+fn decommissioned_agent_denied_at_gateway() {
+    let authority = Authority::start();
+    let (agent, gateway, port, upstream_count) = ready_gateway(&authority);
     let forwarded = upstream_count.load(Ordering::SeqCst);
     assert!(forwarded >= 1);
 

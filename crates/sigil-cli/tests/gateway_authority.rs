@@ -829,6 +829,8 @@ fn denials_audited_and_counted() {
             "path": path, "action": "invoke", "resource": "tool:crm/x", "reason": reason, "status": 403
         })
     };
+    let mut connect_denial = denial("invalid-path", "127.0.0.1:8443");
+    connect_denial["method"] = json!("CONNECT");
     let audited = || {
         authority.sql_rows("SELECT COUNT(*) AS n FROM audit_events WHERE action = 'gateway.denied'")
             [0]["n"]
@@ -842,17 +844,19 @@ fn denials_audited_and_counted() {
         denial("revoked", "/tools/crm"),
         // `OPTIONS *` has the asterisk-form target; a gateway reports it as it came.
         denial("no-route", "*"),
+        // So is the authority-form target of `CONNECT`.
+        connect_denial.clone(),
     ]});
     let reply = authority.send_json("POST", "/v1/gateway/denials", &batch, Some(gateway.pair()));
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.json(), json!({"recorded": 4}));
+    assert_eq!(reply.json(), json!({"recorded": 5}));
 
     let events: Vec<_> = authority
         .audit_events()
         .into_iter()
         .filter(|event| event.action == "gateway.denied")
         .collect();
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 5);
     for event in &events {
         assert_eq!(event.actor, "spiffe://example.org/gateway/edge");
         assert_eq!(event.subject, "spiffe://example.org/agent/crm-bot");
@@ -892,6 +896,12 @@ fn denials_audited_and_counted() {
             "invalid_denial",
         ),
         (
+            "authority form without CONNECT",
+            json!({"denials": [denial("policy", "127.0.0.1:8443")]}),
+            400,
+            "invalid_denial",
+        ),
+        (
             "time zero",
             json!({"denials": [bad_time]}),
             400,
@@ -914,7 +924,7 @@ fn denials_audited_and_counted() {
         let before = authority.checkpoint();
         let reply = authority.send_json("POST", "/v1/gateway/denials", &body, Some(gateway.pair()));
         authority.assert_rejected(case, &before, &reply, status, code, &[]);
-        assert_eq!(audited(), 4, "{case}: a rejected batch must record nothing");
+        assert_eq!(audited(), 5, "{case}: a rejected batch must record nothing");
     }
 }
 

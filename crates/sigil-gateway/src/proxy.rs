@@ -138,6 +138,7 @@ impl Gateway {
         identity: &ConnectionIdentity,
     ) -> Result<Checked<'a>, Response<ProxyBody>> {
         let path = request.uri().path();
+        let target = reported_target(request.uri());
         // Routes are matched against the canonical path, and only that path is forwarded (see
         // `request_path`).
         let canonical = canonical_path(path);
@@ -149,7 +150,7 @@ impl Gateway {
         let authenticated = self
             .authenticate(request, identity)
             .await
-            .map_err(|denial| self.refuse(denial, method, path, route))?;
+            .map_err(|denial| self.refuse(denial, method, target, route))?;
         let canonical = canonical.map_err(|reason| {
             let denial = Denial::new(
                 DenyKind::InvalidPath,
@@ -159,12 +160,12 @@ impl Gateway {
                 ),
             )
             .for_principal(authenticated.caller().spiffe_id.as_str());
-            self.refuse(denial, method, path, None)
+            self.refuse(denial, method, target, None)
         })?;
         let (agent, route) = self
             .view
             .decide(&authenticated.caller(), route)
-            .map_err(|denial| self.refuse(denial, method, path, route))?;
+            .map_err(|denial| self.refuse(denial, method, target, route))?;
 
         Ok(Checked {
             agent,
@@ -205,7 +206,8 @@ impl Gateway {
         }
     }
 
-    /// Logs and reports a denial, and builds its error response.
+    /// Logs and reports a denial of a request to `path` (the request target), and builds its
+    /// error response.
     fn refuse(
         &self,
         denial: Denial,
@@ -254,6 +256,15 @@ fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, http::Error> {
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(path_and_query.parse()?);
     Ok(http::Uri::from_parts(parts)?)
+}
+
+/// Returns the request target to log and report: the path, or the authority of a request
+/// without one (the `host:port` of `CONNECT`).
+fn reported_target(uri: &http::Uri) -> &str {
+    match uri.path() {
+        "" => uri.authority().map_or("*", http::uri::Authority::as_str),
+        path => path,
+    }
 }
 
 /// Maximum length of the request path copied into a denial report.

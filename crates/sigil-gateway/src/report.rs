@@ -120,13 +120,26 @@ async fn flush(
             denials: pending.iter().take(count).cloned().collect(),
         };
         match client.report_denials(&batch).await {
-            Ok(DenialReport::Rejected(reason)) => {
-                // Retrying a batch the authority rejected would block every later denial.
-                pending.drain(..count);
-                tracing::error!(
+            Ok(DenialReport::Rejected(reason)) if count > 1 => {
+                // The authority records all of a batch or none of it. Sending the denials one
+                // at a time loses only the invalid ones.
+                tracing::warn!(
                     count,
                     %reason,
-                    "the authority rejected a batch of denial reports; the batch is dropped"
+                    "the authority rejected a batch of denial reports; sending them one at a time"
+                );
+                let batch: Vec<GatewayDenial> = pending.drain(..count).collect();
+                if !send_one_by_one(client, batch, pending).await {
+                    *failures += 1;
+                    return;
+                }
+            }
+            Ok(DenialReport::Rejected(reason)) => {
+                // Retrying a denial the authority rejected would block every later one.
+                pending.drain(..count);
+                tracing::error!(
+                    %reason,
+                    "the authority rejected a denial report; it is dropped"
                 );
             }
             Ok(DenialReport::Recorded) => {
@@ -154,6 +167,44 @@ async fn flush(
             }
         }
     }
+}
+
+/// Sends each denial of `batch` on its own and drops those the authority rejects. When the
+/// authority cannot be reached, puts the unsent ones back at the front of `pending` and returns
+/// false.
+async fn send_one_by_one(
+    client: &AuthorityClient,
+    batch: Vec<GatewayDenial>,
+    pending: &mut VecDeque<GatewayDenial>,
+) -> bool {
+    let mut denials = batch.into_iter();
+    while let Some(denial) = denials.next() {
+        let single = GatewayDenialBatch {
+            denials: vec![denial],
+        };
+        match client.report_denials(&single).await {
+            Ok(DenialReport::Recorded) => {}
+            Ok(DenialReport::Rejected(reason)) => {
+                let denial = &single.denials[0];
+                tracing::error!(
+                    method = %denial.method,
+                    path = %denial.path,
+                    %reason,
+                    "the authority rejected a denial report; it is dropped"
+                );
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "denial report failed; retrying every second");
+                let unsent: Vec<GatewayDenial> =
+                    single.denials.into_iter().chain(denials).collect();
+                for denial in unsent.into_iter().rev() {
+                    pending.push_front(denial);
+                }
+                return false;
+            }
+        }
+    }
+    true
 }
 
 #[cfg(test)]

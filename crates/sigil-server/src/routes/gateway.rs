@@ -279,9 +279,13 @@ fn check_denial(denial: &GatewayDenial, now_ms: i64) -> Result<(), String> {
     }
 
     check_text("path", &denial.path)?;
-    // `*` is the asterisk-form request target of `OPTIONS *` (RFC 9112 section 3.2.4).
-    if !denial.path.starts_with('/') && denial.path != "*" {
-        return Err("`path` must start with `/` or be `*`".into());
+    // `*` is the asterisk-form request target of `OPTIONS *` (RFC 9112 section 3.2.4), and
+    // `host:port` the authority-form target of `CONNECT` (section 3.2.3).
+    let authority_form = denial.method == "CONNECT"
+        && denial.path.parse::<axum::http::uri::Authority>().is_ok()
+        && !denial.path.contains('/');
+    if !denial.path.starts_with('/') && denial.path != "*" && !authority_form {
+        return Err("`path` must start with `/`, be `*`, or be `host:port` for CONNECT".into());
     }
 
     for (field, value) in [("action", &denial.action), ("resource", &denial.resource)] {

@@ -149,7 +149,7 @@ fn wait_for_status(
 }
 
 /// Registers `crm-bot` with `read:tool:crm/*`, enrols it, and starts a gateway that forwards
-/// its requests; returns the agent's directory, the gateway, its port and the upstream's count.
+/// its requests. Returns the agent's directory, the gateway, its port and the upstream's count.
 fn ready_gateway(
     authority: &Authority,
 ) -> (std::path::PathBuf, GatewayProcess, u16, Arc<AtomicUsize>) {

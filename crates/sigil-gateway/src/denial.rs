@@ -22,6 +22,8 @@ pub enum DenyKind {
     InactiveAgent,
     /// The request path is not in canonical form (dot or empty segments, escaped separators).
     InvalidPath,
+    /// The request's header section is larger than the gateway accepts.
+    HeadersTooLarge,
     /// No route matches the request's method and path.
     NoRoute,
     /// The policy set denies the route's action on its resource.
@@ -35,6 +37,7 @@ impl DenyKind {
             Self::Stale => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoCredential | Self::BadCertificate | Self::BadToken => StatusCode::UNAUTHORIZED,
             Self::InvalidPath => StatusCode::BAD_REQUEST,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnknownAgent
             | Self::Revoked
             | Self::InactiveAgent
@@ -54,6 +57,7 @@ impl DenyKind {
             Self::Revoked => "revoked",
             Self::InactiveAgent => "agent_inactive",
             Self::InvalidPath => "invalid_path",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::NoRoute => "no_route",
             Self::Policy => "forbidden",
         }
@@ -70,6 +74,7 @@ impl DenyKind {
             Self::Revoked => "revoked",
             Self::InactiveAgent => "inactive-agent",
             Self::InvalidPath => "invalid-path",
+            Self::HeadersTooLarge => "headers-too-large",
             Self::NoRoute => "no-route",
             Self::Policy => "policy",
         }

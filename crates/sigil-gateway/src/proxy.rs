@@ -41,6 +41,14 @@ pub struct Gateway {
     pub reporter: DenialReporter,
 }
 
+/// Maximum size of a request's header fields, in bytes, over HTTP/1.1 and HTTP/2.
+///
+/// hyper's limits bound what it reads (its HTTP/1.1 read buffer and the HTTP/2 header list), but
+/// one read can carry an HTTP/1.1 header section past its buffer limit. [`Gateway::handle`]
+/// therefore counts the fields again and responds 431 above this size. 64 KiB is more than
+/// common servers accept (nginx reads at most four 8 KiB buffers by default).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// A request that passed every check, and what forwarding it needs.
 struct Checked<'a> {
     agent: Arc<AgentEntry>,
@@ -88,6 +96,17 @@ impl Gateway {
         // The clone shares the request's storage: no allocation for the standard methods.
         let method = request.method().clone();
         let method = method.as_str();
+        if header_fields_len(request.headers()) > MAX_HEADER_BYTES {
+            let denial = Denial::new(
+                DenyKind::HeadersTooLarge,
+                format!(
+                    "the request's header fields are larger than {} KiB; send fewer or smaller \
+                     headers",
+                    MAX_HEADER_BYTES / 1024
+                ),
+            );
+            return self.refuse(denial, method, reported_target(request.uri()), None);
+        }
         let checked = match self.check(&request, method, identity).await {
             Ok(checked) => checked,
             Err(refusal) => return refusal,
@@ -123,7 +142,7 @@ impl Gateway {
                 json_error(
                     StatusCode::BAD_GATEWAY,
                     "upstream_unavailable",
-                    "the gateway could not reach the upstream service",
+                    "the upstream service could not be reached or did not send a valid response",
                 )
             }
         }
@@ -256,6 +275,15 @@ fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, http::Error> {
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(path_and_query.parse()?);
     Ok(http::Uri::from_parts(parts)?)
+}
+
+/// Returns the size of `headers` as sent over HTTP/1.1: each name and value, with 4 bytes for
+/// the `: ` and the line end.
+fn header_fields_len(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
 }
 
 /// Returns the request target to log and report: the path, or the authority of a request

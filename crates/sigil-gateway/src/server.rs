@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::driven::{Activity, Driven, GuardedBody, IdleDeadline};
 use crate::link::UpstreamLink;
-use crate::proxy::{ConnectionIdentity, Gateway};
+use crate::proxy::{ConnectionIdentity, Gateway, MAX_HEADER_BYTES};
 use crate::tls::verify_client_chain;
 
 /// How long a client may take to complete the TLS handshake.
@@ -28,7 +28,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then drains open connections.
 ///
-/// An HTTP/1.1 connection that serves no request for `idle_timeout` is closed.
+/// A connection that serves no request for `idle_timeout` is closed.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
@@ -85,20 +85,29 @@ pub async fn serve(
             ));
             // HTTP/2 over TLS is chosen by ALPN (RFC 9113 section 3.2); anything else is
             // HTTP/1.1.
+            let activity = Activity::new();
+            let idle = IdleDeadline::new(activity.clone(), idle_timeout);
             let served = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                 let service = service_fn(move |request| {
                     let gateway = gateway.clone();
                     let identity = identity.clone();
+                    let guard = activity.begin();
                     async move {
                         let response = gateway.handle(request, &identity, None).await;
+                        let response = response.map(|body| GuardedBody::new(body, guard));
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });
                 let connection = builders.http2.serve_connection(TokioIo::new(tls), service);
-                watcher.watch(connection).await
+                // The streams run in tasks of their own; this task drives the connection and
+                // its idle deadline, with no upstream link.
+                let link = Arc::new(UpstreamLink::default());
+                match Driven::new(watcher.watch(connection), link, Some(idle)).await {
+                    Some(served) => served,
+                    None => Ok(()),
+                }
             } else {
                 let link = Arc::new(UpstreamLink::default());
-                let activity = Activity::new();
                 let service = {
                     let (link, activity) = (link.clone(), activity.clone());
                     service_fn(move |request| {
@@ -114,7 +123,6 @@ pub async fn serve(
                     })
                 };
                 let connection = builders.http1.serve_connection(TokioIo::new(tls), service);
-                let idle = IdleDeadline::new(activity, idle_timeout);
                 match Driven::new(watcher.watch(connection), link, Some(idle)).await {
                     Some(served) => served,
                     None => Ok(()),
@@ -135,15 +143,9 @@ pub async fn serve(
     }
 }
 
-/// Maximum size of a request's header section, in bytes, over HTTP/1.1 and HTTP/2.
-///
-/// Larger requests get 431 (HTTP/1.1) or a stream error (HTTP/2) at the gateway, before any
-/// check or forwarding; 64 KiB is more than common servers accept (nginx reads at most four
-/// 8 KiB buffers by default).
-const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-/// How long an HTTP/1.1 connection may go without serving a request before the gateway closes
-/// it: an idle keep-alive connection, or one whose client sends a header section too slowly.
+/// How long a client connection may go without serving a request before the gateway closes it:
+/// an idle keep-alive connection, an HTTP/1.1 client that sends a header section too slowly, or
+/// an HTTP/2 client that opens no stream.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The HTTP/1.1 and HTTP/2 connection builders, with the gateway's header limits.

@@ -17,7 +17,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::crypto::aws_lc_rs;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
@@ -56,6 +56,12 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
+
+/// How long a pooled upstream connection may stay idle before it is closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The maximum number of idle upstream connections a worker's pool keeps.
+const POOL_MAX_IDLE: usize = 64;
 
 /// How long opening an upstream connection may take, TLS included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,7 +156,11 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE)
+            .build(connector);
 
         Ok(Self {
             client,
@@ -196,6 +206,12 @@ impl Upstream {
                 .await
                 .map_err(|err| GatewayError::Upstream(error_chain(&err)))?,
         };
+        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+            // The gateway removes `upgrade` from every request, so it never requests a switch.
+            return Err(GatewayError::Upstream(
+                "the upstream switched protocols without being asked to".into(),
+            ));
+        }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))
@@ -469,10 +485,22 @@ mod tests {
         delivered.await.unwrap()
     }
 
-    /// An upstream that answers one request per connection with `200 ok` and keep-alive
+    /// Starts an upstream that responds to one request per connection with `200 ok` and keep-alive
     /// framing, then closes the connection once the returned `Notify` is notified, and
     /// counts connections.
     async fn one_answer_upstream() -> (
+        String,
+        Arc<AtomicUsize>,
+        Arc<tokio::sync::Notify>,
+        tokio::sync::mpsc::Receiver<()>,
+    ) {
+        answering_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await
+    }
+
+    /// Starts an upstream like [`one_answer_upstream`], with `answer` as the response.
+    async fn answering_upstream(
+        answer: &'static [u8],
+    ) -> (
         String,
         Arc<AtomicUsize>,
         Arc<tokio::sync::Notify>,
@@ -496,10 +524,7 @@ mod tests {
                     assert!(read > 0, "the gateway closed before sending a request");
                     head.extend_from_slice(&buffer[..read]);
                 }
-                stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await
-                    .unwrap();
+                stream.write_all(answer).await.unwrap();
                 close_now.notified().await;
                 drop(stream);
                 let _ = closed.send(()).await;
@@ -596,5 +621,34 @@ mod tests {
             let result = Upstream::new(url, "", material.clone());
             assert!(result.is_err(), "{url}");
         }
+    }
+
+    #[tokio::test]
+    async fn switching_protocols_from_upstream_rejected() {
+        let (url, _connections, close, _closes) =
+            answering_upstream(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n").await;
+        let (_sender, material) = tokio::sync::watch::channel(None);
+        let upstream = Upstream::new(&url, "", material).unwrap();
+        let link = Arc::new(UpstreamLink::default());
+        let identity = ForwardedIdentity {
+            agent: None,
+            owner: None,
+            strip_authorization: false,
+        };
+
+        let request = incoming_request("/contacts/1").await;
+        let forwarded = Driven::new(
+            upstream.forward(request, &identity, Some(&link)),
+            link.clone(),
+            None,
+        )
+        .await
+        .expect("no idle deadline");
+        close.notify_one();
+
+        let Err(GatewayError::Upstream(detail)) = forwarded else {
+            panic!("a 101 from the upstream must not reach the client");
+        };
+        assert!(detail.contains("switched protocols"), "{detail}");
     }
 }

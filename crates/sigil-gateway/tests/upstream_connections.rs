@@ -218,6 +218,38 @@ async fn slow_header_section_closed() {
 }
 
 #[tokio::test]
+async fn idle_http2_connection_closed() {
+    use tokio::io::AsyncReadExt;
+
+    let (pki, _upstream, gateway, _agent) = setup().await;
+    // No client certificate, ALPN `h2`, and not even the connection preface.
+    let mut tls_config = client_tls(&pki, None);
+    tls_config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+
+    let started = std::time::Instant::now();
+    let closed = async {
+        let mut buffer = [0_u8; 256];
+        // The server's SETTINGS frame comes first; the close follows the idle timeout.
+        while let Ok(read) = tls.read(&mut buffer).await {
+            if read == 0 {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(IDLE_TIMEOUT * 6, closed)
+        .await
+        .expect("the gateway kept an HTTP/2 connection that opened no stream");
+    assert!(started.elapsed() >= IDLE_TIMEOUT);
+}
+
+#[tokio::test]
 async fn quiet_stream_outlives_idle_timeout() {
     let (pki, upstream, gateway, agent) = setup().await;
     let mut response = client(&pki, Some(&agent))

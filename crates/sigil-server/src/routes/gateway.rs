@@ -46,6 +46,9 @@ const KNOWN_REASONS: &[&str] = &[
     "bad-certificate",
     "bad-token",
     "stale",
+    "no-credential",
+    "invalid-path",
+    "headers-too-large",
 ];
 
 /// Creates a join token for a gateway, registering the gateway on first use.

@@ -533,17 +533,23 @@ mod tests {
         (url, connections, close, closes)
     }
 
-    #[tokio::test]
-    async fn unsent_request_retried_on_new_connection() {
-        let (url, connections, close, mut closes) = one_answer_upstream().await;
+    /// Builds a client of the `http://` upstream at `url`, an empty link, and an identity
+    /// without headers.
+    fn plain_upstream(url: &str) -> (Upstream, Arc<UpstreamLink>, ForwardedIdentity<'static>) {
         let (_sender, material) = tokio::sync::watch::channel(None);
-        let upstream = Upstream::new(&url, "", material).unwrap();
-        let link = Arc::new(UpstreamLink::default());
+        let upstream = Upstream::new(url, "", material).unwrap();
         let identity = ForwardedIdentity {
             agent: None,
             owner: None,
             strip_authorization: false,
         };
+        (upstream, Arc::new(UpstreamLink::default()), identity)
+    }
+
+    #[tokio::test]
+    async fn unsent_request_retried_on_new_connection() {
+        let (url, connections, close, mut closes) = one_answer_upstream().await;
+        let (upstream, link, identity) = plain_upstream(&url);
 
         let exchange = async |link: &UpstreamLink, request| {
             let response = upstream.forward(request, &identity, Some(link)).await?;
@@ -627,14 +633,7 @@ mod tests {
     async fn switching_protocols_from_upstream_rejected() {
         let (url, _connections, close, _closes) =
             answering_upstream(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n").await;
-        let (_sender, material) = tokio::sync::watch::channel(None);
-        let upstream = Upstream::new(&url, "", material).unwrap();
-        let link = Arc::new(UpstreamLink::default());
-        let identity = ForwardedIdentity {
-            agent: None,
-            owner: None,
-            strip_authorization: false,
-        };
+        let (upstream, link, identity) = plain_upstream(&url);
 
         let request = incoming_request("/contacts/1").await;
         let forwarded = Driven::new(

@@ -11,22 +11,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use time::OffsetDateTime;
-
-async fn setup() -> (Pki, RecordingUpstream, TestGateway, Credential) {
-    let pki = Pki::new();
-    let upstream = RecordingUpstream::start().await;
-    let gateway = TestGateway::start(&pki, &upstream, Duration::from_secs(10)).await;
-    let agent = pki.issue(AGENT_ID, OffsetDateTime::now_utc());
-    (pki, upstream, gateway, agent)
-}
 
 #[tokio::test]
 async fn traversal_paths_rejected() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
 
     // The agent may read `/contacts/*` but not `/admin/*`.
     for target in [
@@ -54,7 +43,7 @@ async fn traversal_paths_rejected() {
 
 #[tokio::test]
 async fn escaped_letters_forwarded_decoded() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
 
     let (status, body) = raw_request(&pki, &agent, &gateway, "GET", "/contacts/%34%32?q=%41").await;
 
@@ -69,7 +58,7 @@ async fn escaped_letters_forwarded_decoded() {
 
 #[tokio::test]
 async fn escaped_route_prefix_cannot_reach_other_route() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
 
     // `%61dmin` is `admin`: it must be decided as `/admin/*`, which the agent may not use.
     let (status, body) = raw_request(&pki, &agent, &gateway, "GET", "/%61dmin/users").await;
@@ -80,7 +69,7 @@ async fn escaped_route_prefix_cannot_reach_other_route() {
 
 #[tokio::test]
 async fn lower_case_method_not_routed() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
 
     let (status, body) = raw_request(&pki, &agent, &gateway, "get", "/contacts/1").await;
 
@@ -91,7 +80,7 @@ async fn lower_case_method_not_routed() {
 
 #[tokio::test]
 async fn head_refusal_has_no_content() {
-    let (pki, upstream, gateway, _agent) = setup().await;
+    let (pki, upstream, gateway, _agent) = setup_with_agent().await;
 
     // Over HTTP/2, a DATA frame after a HEAD response breaks the stream.
     let mut tls = client_tls(&pki, None);
@@ -110,7 +99,7 @@ async fn head_refusal_has_no_content() {
 
 #[tokio::test]
 async fn oversized_header_rejected() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
 
     let result = client(&pki, Some(&agent))
         .get(gateway.url("/contacts/1"))
@@ -133,7 +122,7 @@ async fn oversized_header_rejected() {
 
 #[tokio::test]
 async fn header_just_over_limit_rejected() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
     let client = client(&pki, Some(&agent));
 
     // Just under the limit passes; just over it is refused every time, however the bytes

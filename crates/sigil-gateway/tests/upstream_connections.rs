@@ -15,21 +15,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    AGENT_ID, Credential, IDLE_TIMEOUT, OWNER, Pki, RecordingUpstream, TestGateway, client,
-    client_tls, error_code, open_connection,
+    AGENT_ID, Credential, IDLE_TIMEOUT, OWNER, Pki, TestGateway, client, client_tls, error_code,
+    open_connection, setup_with_agent, tls_stream,
 };
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use time::OffsetDateTime;
-
-async fn setup() -> (Pki, RecordingUpstream, TestGateway, Credential) {
-    let pki = Pki::new();
-    let upstream = RecordingUpstream::start().await;
-    let gateway = TestGateway::start(&pki, &upstream, Duration::from_secs(10)).await;
-    let agent = pki.issue(AGENT_ID, OffsetDateTime::now_utc());
-    (pki, upstream, gateway, agent)
-}
 
 /// Sends `GET path` on an open connection and returns the status and body.
 async fn send(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> (StatusCode, String) {
@@ -46,7 +38,7 @@ async fn send(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> (StatusCode
 
 #[tokio::test]
 async fn one_upstream_connection_per_client() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
 
     let mut first = open_connection(&pki, &agent, &gateway).await;
     for index in 0..5 {
@@ -81,7 +73,7 @@ async fn one_upstream_connection_per_client() {
 
 #[tokio::test]
 async fn closed_upstream_connection_reopened() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
     let mut connection = open_connection(&pki, &agent, &gateway).await;
 
     // The upstream responds to this one with `connection: close` and closes its side.
@@ -109,7 +101,7 @@ async fn closed_upstream_connection_reopened() {
 
 #[tokio::test]
 async fn http2_uses_shared_pool() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
     let client = http2_client(&pki, &agent);
 
     let requests = (0..4).map(|index| {
@@ -164,7 +156,7 @@ async fn unreachable_upstream_gives_502() {
 
 #[tokio::test]
 async fn idle_client_connection_closed() {
-    let (pki, _upstream, gateway, agent) = setup().await;
+    let (pki, _upstream, gateway, agent) = setup_with_agent().await;
     let mut connection = open_connection(&pki, &agent, &gateway).await;
     let (status, _) = send(&mut connection, "/contacts/1").await;
     assert_eq!(status, StatusCode::OK);
@@ -180,14 +172,8 @@ async fn idle_client_connection_closed() {
 async fn slow_header_section_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let (pki, upstream, gateway, agent) = setup().await;
-    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls =
-        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&pki, Some(&agent))))
-            .connect(name, tcp)
-            .await
-            .unwrap();
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
+    let mut tls = tls_stream(&pki, Some(&agent), None, &gateway).await;
     tls.write_all(b"GET /contacts/1 HTTP/1.1\r\nhost: localhost\r\n")
         .await
         .unwrap();
@@ -221,16 +207,9 @@ async fn slow_header_section_closed() {
 async fn idle_http2_connection_closed() {
     use tokio::io::AsyncReadExt;
 
-    let (pki, _upstream, gateway, _agent) = setup().await;
+    let (pki, _upstream, gateway, _agent) = setup_with_agent().await;
     // No client certificate, ALPN `h2`, and not even the connection preface.
-    let mut tls_config = client_tls(&pki, None);
-    tls_config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = tls_stream(&pki, None, Some(b"h2"), &gateway).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 
     let started = std::time::Instant::now();
@@ -251,7 +230,7 @@ async fn idle_http2_connection_closed() {
 
 #[tokio::test]
 async fn quiet_stream_outlives_idle_timeout() {
-    let (pki, upstream, gateway, agent) = setup().await;
+    let (pki, upstream, gateway, agent) = setup_with_agent().await;
     let mut response = client(&pki, Some(&agent))
         .get(gateway.url("/events"))
         .send()

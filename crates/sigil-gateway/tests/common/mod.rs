@@ -414,6 +414,16 @@ pub async fn raw_request(
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// Starts a test PKI, a recording upstream and a gateway in front of it, and issues an SVID for
+/// [`AGENT_ID`].
+pub async fn setup_with_agent() -> (Pki, RecordingUpstream, TestGateway, Credential) {
+    let pki = Pki::new();
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(&pki, &upstream, Duration::from_secs(10)).await;
+    let agent = pki.issue(AGENT_ID, OffsetDateTime::now_utc());
+    (pki, upstream, gateway, agent)
+}
+
 /// Opens one mutual-TLS HTTP/1.1 connection to the gateway, on which the caller sends requests
 /// one after another.
 pub async fn open_connection(
@@ -421,18 +431,33 @@ pub async fn open_connection(
     credential: &Credential,
     gateway: &TestGateway,
 ) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_tls(pki, Some(credential))))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let tls = tls_stream(pki, Some(credential), None, gateway).await;
     let (sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await
             .unwrap();
     tokio::spawn(connection);
     sender
+}
+
+/// Opens a TLS connection to the gateway, presenting `credential` when given and offering
+/// `alpn` (for example `h2`) when given.
+pub async fn tls_stream(
+    pki: &Pki,
+    credential: Option<&Credential>,
+    alpn: Option<&[u8]>,
+    gateway: &TestGateway,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut config = client_tls(pki, credential);
+    config.alpn_protocols = alpn
+        .map(|protocol| vec![protocol.to_vec()])
+        .unwrap_or_default();
+    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
 }
 
 /// Builds the rustls configuration of a test client, with the test bundle as the only root and

@@ -83,50 +83,34 @@ pub async fn serve(
                 &material,
                 &trust_domain,
             ));
-            // HTTP/2 over TLS is chosen by ALPN (RFC 9113 section 3.2); anything else is
-            // HTTP/1.1.
             let activity = Activity::new();
             let idle = IdleDeadline::new(activity.clone(), idle_timeout);
-            let served = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                let service = service_fn(move |request| {
+            // HTTP/1.1 requests go over the connection's own upstream connection, and HTTP/2
+            // requests, which `Upstream::forward` sends through the pool, leave it unused.
+            let link = Arc::new(UpstreamLink::default());
+            let service = {
+                let link = link.clone();
+                service_fn(move |request| {
                     let gateway = gateway.clone();
                     let identity = identity.clone();
+                    let link = link.clone();
                     let guard = activity.begin();
                     async move {
-                        let response = gateway.handle(request, &identity, None).await;
+                        let response = gateway.handle(request, &identity, Some(&link)).await;
                         let response = response.map(|body| GuardedBody::new(body, guard));
                         Ok::<_, std::convert::Infallible>(response)
                     }
-                });
+                })
+            };
+
+            // HTTP/2 over TLS is chosen by ALPN (RFC 9113 section 3.2); anything else is
+            // HTTP/1.1.
+            let served = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                 let connection = builders.http2.serve_connection(TokioIo::new(tls), service);
-                // The streams run in tasks of their own; this task drives the connection and
-                // its idle deadline, with no upstream link.
-                let link = Arc::new(UpstreamLink::default());
-                match Driven::new(watcher.watch(connection), link, Some(idle)).await {
-                    Some(served) => served,
-                    None => Ok(()),
-                }
+                drive(watcher.watch(connection), link, idle).await
             } else {
-                let link = Arc::new(UpstreamLink::default());
-                let service = {
-                    let (link, activity) = (link.clone(), activity.clone());
-                    service_fn(move |request| {
-                        let gateway = gateway.clone();
-                        let identity = identity.clone();
-                        let link = link.clone();
-                        let guard = activity.begin();
-                        async move {
-                            let response = gateway.handle(request, &identity, Some(&link)).await;
-                            let response = response.map(|body| GuardedBody::new(body, guard));
-                            Ok::<_, std::convert::Infallible>(response)
-                        }
-                    })
-                };
                 let connection = builders.http1.serve_connection(TokioIo::new(tls), service);
-                match Driven::new(watcher.watch(connection), link, Some(idle)).await {
-                    Some(served) => served,
-                    None => Ok(()),
-                }
+                drive(watcher.watch(connection), link, idle).await
             };
             if let Err(err) = served {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
@@ -147,6 +131,17 @@ pub async fn serve(
 /// an idle keep-alive connection, an HTTP/1.1 client that sends a header section too slowly, or
 /// an HTTP/2 client that opens no stream.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a client connection with its upstream link and idle deadline. A connection closed for
+/// staying idle ends without an error.
+async fn drive<F, E>(connection: F, link: Arc<UpstreamLink>, idle: IdleDeadline) -> Result<(), E>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    Driven::new(connection, link, Some(idle))
+        .await
+        .unwrap_or(Ok(()))
+}
 
 /// The HTTP/1.1 and HTTP/2 connection builders, with the gateway's header limits.
 struct ConnectionBuilders {

@@ -262,17 +262,16 @@ impl Upstream {
         let opened = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let tcp = TcpStream::connect(self.address.as_str())
                 .await
-                .map_err(|err| format!("cannot connect to {}: {err}", self.address))?;
+                .map_err(|err| format!("connecting to {} failed: {err}", self.address))?;
             if let Err(err) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %err, "cannot set TCP_NODELAY on the upstream connection");
             }
             match &self.tls {
                 None => handshake(tcp).await,
                 Some((connector, name)) => {
-                    let tls = connector
-                        .connect(name.clone(), tcp)
-                        .await
-                        .map_err(|err| format!("TLS with {}: {err}", self.address))?;
+                    let tls = connector.connect(name.clone(), tcp).await.map_err(|err| {
+                        format!("the TLS handshake with {} failed: {err}", self.address)
+                    })?;
                     handshake(tls).await
                 }
             }
@@ -284,7 +283,7 @@ impl Upstream {
             Ok(Err(detail)) => return Err(GatewayError::Upstream(detail)),
             Err(_) => {
                 return Err(GatewayError::Upstream(format!(
-                    "connecting to {} took longer than {} s",
+                    "connecting to {} timed out after {} s",
                     self.address,
                     CONNECT_TIMEOUT.as_secs()
                 )));
@@ -362,18 +361,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     strip(headers, false);
 }
 
-/// Removes every `x-sigil-*` header, whatever its case.
-pub fn strip_reserved(headers: &mut HeaderMap) {
-    let reserved: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| is_reserved(name))
-        .cloned()
-        .collect();
-    for name in reserved {
-        headers.remove(name);
-    }
-}
-
 /// Removes hop-by-hop headers and, when `reserved` is true, every `x-sigil-*` header.
 ///
 /// One pass over the names finds them; a request without any allocates nothing.
@@ -404,8 +391,7 @@ fn is_reserved(name: &HeaderName) -> bool {
 }
 
 fn insert_identity(headers: &mut HeaderMap, identity: &ForwardedIdentity<'_>) {
-    // Both values come from the authority's registry, which allows no control characters in
-    // SPIFFE IDs or e-mail addresses; a value that still does not fit a header is left out.
+    // A value that cannot be a header value was left out when the policy layer was built.
     if let Some(agent) = identity.agent {
         headers.insert(HeaderName::from_static(AGENT_HEADER), agent.clone());
     }
@@ -610,7 +596,7 @@ mod tests {
         headers.append("x-sigil-owner", HeaderValue::from_static("b@x"));
         headers.insert("x-sigil-anything", HeaderValue::from_static("1"));
         headers.insert("x-sigilx", HeaderValue::from_static("kept"));
-        strip_reserved(&mut headers);
+        strip(&mut headers, true);
         assert_eq!(headers.len(), 1, "{headers:?}");
         assert!(headers.contains_key("x-sigilx"));
     }
